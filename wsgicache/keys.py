@@ -1,0 +1,217 @@
+"""Cache keys: what identifies a stored response, and its backend-safe form.
+
+A key is built from the scheme, the normalized host, ``SCRIPT_NAME`` +
+``PATH_INFO``, the query parameters the rule keeps, the values of the rule's
+``vary`` headers and ``vary_cookies``, the rule's extra ``key`` component,
+the middleware's ``key_prefix`` and the storage format version. Every
+component is length-prefixed before hashing, so no value can be crafted to
+look like another component. The hash (BLAKE2b, 128 bits) gives keys of a
+fixed length and alphabet that every backend accepts: no spaces, no control
+characters, far below memcached's 250 bytes, usable as file names, and with
+a Redis Cluster hash tag when the backend spreads keys over shards.
+
+Request headers that proxies use to override the host, scheme, prefix or
+method (``X-Forwarded-Host`` and friends) are part of every key when they
+are present: an application that honours them (for instance through
+werkzeug's ``ProxyFix`` inside the cache) can then never have a response
+built for one of their values served to requests without it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from fnmatch import translate
+from hashlib import blake2b
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from .storage import FORMAT_VERSION
+
+#: Environ keys of request headers that can change what an application
+#: believes the URL to be. Present ones always join the key.
+OVERRIDE_HEADERS: tuple[str, ...] = (
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_SCHEME",
+    "HTTP_X_FORWARDED_PREFIX",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_SERVER",
+    "HTTP_FORWARDED",
+    "HTTP_X_HOST",
+    "HTTP_X_ORIGINAL_URL",
+    "HTTP_X_REWRITE_URL",
+    "HTTP_X_HTTP_METHOD_OVERRIDE",
+)
+
+OVERRIDE_HEADER_SET = frozenset(OVERRIDE_HEADERS)
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_HOST_RE = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?|\[[0-9a-f:.]{2,45}\])")
+_PORT_RE = re.compile(r"[0-9]{1,5}")
+
+
+_host_memo: dict[tuple[str, str], str | None] = {}
+
+
+def normalize_host(environ: Mapping[str, Any]) -> str | None:
+    """The request's host, lower-cased, with the scheme's default port dropped.
+
+    ``None`` when the ``Host`` header is not a syntactically valid host
+    (such requests are never looked up nor stored).
+    """
+    raw = environ.get("HTTP_HOST")
+    if raw is None:
+        raw = environ.get("SERVER_NAME", "")
+        port = environ.get("SERVER_PORT", "")
+        if port:
+            raw = f"{raw}:{port}"
+    memo_key = (raw, environ.get("wsgi.url_scheme", "http"))
+    try:
+        return _host_memo[memo_key]
+    except KeyError:
+        pass
+    host = _normalize_host(raw, memo_key[1])
+    if len(_host_memo) >= 1024:
+        _host_memo.clear()
+    _host_memo[memo_key] = host
+    return host
+
+
+def _normalize_host(raw: str, scheme: str) -> str | None:
+    host = raw.strip().lower().rstrip(".")
+    if host.endswith("]") or ":" not in host:
+        name, port = host, ""
+    else:
+        name, _, port = host.rpartition(":")
+        if not _PORT_RE.fullmatch(port):
+            return None
+        port = str(int(port))
+    if not _HOST_RE.fullmatch(name):
+        return None
+    if port and port != _DEFAULT_PORTS.get(scheme, ""):
+        return f"{name}:{port}"
+    return name
+
+
+def ignore_matcher(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """One regex for a list of query-parameter globs such as ``utm_*``."""
+    patterns = list(patterns)
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{translate(p)})" for p in patterns))
+
+
+def normalize_query(
+    query_string: str,
+    keep: frozenset[str] | None,
+    ignore: re.Pattern[str] | None,
+) -> str:
+    """The query parameters that form the key, sorted and re-encoded.
+
+    ``keep`` is ``None`` for all parameters, else the names to keep. Blank
+    values are kept (``?a=`` differs from no ``a``); order of parameters does
+    not matter; repeated parameters keep their relative order.
+    """
+    if not query_string:
+        return ""
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    if keep is not None:
+        pairs = [pair for pair in pairs if pair[0] in keep]
+    if ignore is not None:
+        pairs = [pair for pair in pairs if not ignore.match(pair[0])]
+    pairs.sort(key=lambda pair: pair[0])
+    return "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in pairs)
+
+
+def header_environ_key(name: str) -> str:
+    """The WSGI environ key of request header ``name``."""
+    upper = name.upper().replace("-", "_")
+    if upper in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        return upper
+    return "HTTP_" + upper
+
+
+def pack(parts: Iterable[str | None]) -> str:
+    """Join key components so that no combination of values can collide."""
+    return "|".join("-" if part is None else f"{len(part)}:{part}" for part in parts)
+
+
+def digest(material: str) -> str:
+    """The fixed-length, backend-safe hash of key material."""
+    return blake2b(material.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+class KeySpace:
+    """Turns key material into backend keys for one backend.
+
+    With ``shards > 1`` (Redis Cluster), an entry key carries a hash tag
+    ``{sN}`` chosen from its digest, and the tag generations it depends on
+    are read from the copies held in the same shard.
+    """
+
+    __slots__ = ("_entry_memo", "_memo", "prefix", "shards")
+
+    def __init__(self, key_prefix: str, shards: int = 1) -> None:
+        self.prefix = pack([f"v{FORMAT_VERSION}", key_prefix])
+        self.shards = max(int(shards), 1)
+        self._memo: dict[tuple[str, str], str] = {}
+        self._entry_memo: dict[str, tuple[str, str]] = {}
+
+    def entry_key(self, material: str) -> tuple[str, str]:
+        """The entry key for ``material`` and the shard marker its tags use."""
+        try:
+            return self._entry_memo[material]
+        except KeyError:
+            pass
+        found = self._entry_key(material)
+        if len(self._entry_memo) >= 4096:
+            self._entry_memo.clear()
+        self._entry_memo[material] = found
+        return found
+
+    def _entry_key(self, material: str) -> tuple[str, str]:
+        hexdigest = digest(self.prefix + "|" + material)
+        if self.shards == 1:
+            return "e:" + hexdigest, ""
+        shard = f"{{s{int(hexdigest[:8], 16) % self.shards}}}:"
+        return "e:" + shard + hexdigest, shard
+
+    def tag_key(self, tag: str, shard: str) -> str:
+        """The generation key of a user tag (``Rule(tags=...)``)."""
+        return self._generation_key("tag", tag, shard)
+
+    def path_tag_key(self, path: str, shard: str) -> str:
+        """The generation key every entry of a path depends on (``invalidate(url)``)."""
+        return self._generation_key("path", path, shard)
+
+    def custom_key_tag_key(self, value: str, shard: str) -> str:
+        """The generation key of a rendered ``Rule(key=...)`` value (``invalidate(key)``)."""
+        return self._generation_key("key", value, shard)
+
+    def tag_keys_all_shards(self, tag: str) -> list[str]:
+        return self._all_shards("tag", tag)
+
+    def path_tag_keys_all_shards(self, path: str) -> list[str]:
+        return self._all_shards("path", path)
+
+    def custom_key_tag_keys_all_shards(self, value: str) -> list[str]:
+        return self._all_shards("key", value)
+
+    def _generation_key(self, kind: str, name: str, shard: str) -> str:
+        memo_key = (kind, name)
+        hexdigest = self._memo.get(memo_key)
+        if hexdigest is None:
+            hexdigest = digest(pack([self.prefix, kind, name]))
+            if len(self._memo) >= 4096:
+                self._memo.clear()
+            self._memo[memo_key] = hexdigest
+        return "t:" + shard + hexdigest
+
+    def _all_shards(self, kind: str, name: str) -> list[str]:
+        if self.shards == 1:
+            return [self._generation_key(kind, name, "")]
+        return [self._generation_key(kind, name, f"{{s{n}}}:") for n in range(self.shards)]
+
+    def lock_key(self, entry_key: str) -> str:
+        return "l:" + entry_key[2:]

@@ -1,0 +1,687 @@
+"""The WSGI middleware that serves full responses from a cache.
+
+::
+
+    from wsgicache import CacheMiddleware, Rule
+
+    app.wsgi_app = CacheMiddleware(
+        app.wsgi_app,
+        backend="memory://",
+        rules=[
+            Rule("/recent_posts", timeout=300, tags=["posts"]),
+            Rule("/admin/<path:rest>", cache=False),
+        ],
+    )
+
+    # later, when a post is saved:
+    app.wsgi_app.invalidate(tags=["posts"])
+
+Requests no rule matches go to the application untouched, without any
+backend call. For a matched request the middleware looks the response up
+(one backend round trip, tag generations included), answers a hit itself,
+and on a miss calls the application, stores what may be stored and passes
+the response on. A failing backend never fails a request: the application
+answers, the error is logged to the ``wsgicache`` logger and counted in
+:meth:`CacheMiddleware.stats`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from secrets import token_hex
+from time import time
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from werkzeug.http import parse_cookie
+
+from . import http
+from .backends import Backend, get_backend
+from .errors import ConfigurationError, CorruptEntry
+from .guard import GuardedBackend
+from .keys import OVERRIDE_HEADER_SET, OVERRIDE_HEADERS, KeySpace, normalize_host, pack
+from .response import CapturedResponse, StartResponse, StreamingBody, close_iterable
+from .rules import CompiledRule, Rule, RuleSet
+from .stats import Stats
+from .storage import Entry, decode, encode
+
+logger = logging.getLogger("wsgicache")
+
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+#: Lifetime of a tag generation key. Entries depending on a tag live far
+#: shorter; if the key is evicted or expires, those entries become misses.
+TAG_TTL = 29 * 24 * 3600.0
+
+#: Request headers removed when a cacheable miss is forwarded, so that the
+#: application returns the full response that is stored; the middleware
+#: then answers the client's own conditional request itself.
+_FORWARD_STRIPPED = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_RANGE", "HTTP_IF_RANGE")
+
+#: Bounds of the memo of decoded entries kept for in-process backends.
+_DECODED_MAX_ENTRIES = 256
+_DECODED_MAX_BYTES = 64 * 1024
+
+_KEY_PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+_CONFIG_KEYS = {"BACKENDS", "BACKEND", "RULES", "KEY_PREFIX", "CACHE_HEADER", "OPTIONS"}
+
+
+def new_generation() -> bytes:
+    """A fresh, unguessable tag generation (ASCII, no spaces)."""
+    return token_hex(8).encode("ascii")
+
+
+class _Lookup:
+    """What one matched request needs between lookup and store."""
+
+    __slots__ = ("entry_key", "fetched", "guard", "method", "rule", "tag_keys")
+
+    def __init__(
+        self,
+        rule: CompiledRule,
+        guard: GuardedBackend,
+        method: str,
+        entry_key: str,
+        tag_keys: list[str],
+    ) -> None:
+        self.rule = rule
+        self.guard = guard
+        self.method = method
+        self.entry_key = entry_key
+        self.tag_keys = tag_keys
+        self.fetched: dict[str, bytes] = {}
+
+
+class CacheMiddleware:
+    """Cache full responses of the WSGI application ``app``.
+
+    :param app: the WSGI application to wrap.
+    :param backend: a backend URL (``"memory://"``, ``"redis://..."``), a
+        :class:`~wsgicache.backends.Backend` instance, a Django-style dict for
+        one backend, or a dict of aliases to backends (one named
+        ``"default"``) that rules pick with ``Rule(backend=...)``.
+    :param rules: the ordered :class:`~wsgicache.Rule` list.
+    :param key_prefix: joins every key, so that two sites sharing a backend
+        namespace never share entries (letters, digits, ``-_.:``).
+    :param cache_header: response header telling ``HIT``, ``MISS``, ``STALE``
+        or ``BYPASS`` on matched requests; ``None`` for none.
+    :param max_entry_bytes: larger responses stream through, unstored.
+    :param failure_threshold: consecutive backend failures that open the
+        circuit breaker.
+    :param retry_after: seconds the breaker stays open before one retry.
+    :param lock_timeout: seconds a refresh lock (stale-while-revalidate)
+        is held at most.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        backend: str | Backend | Mapping[str, Any] = "memory://",
+        rules: Sequence[Rule] = (),
+        key_prefix: str = "",
+        cache_header: str | None = "X-Cache",
+        *,
+        max_entry_bytes: int = 1024 * 1024,
+        failure_threshold: int = 5,
+        retry_after: float = 10.0,
+        lock_timeout: float = 30.0,
+    ) -> None:
+        if not callable(app):
+            raise ConfigurationError(f"CacheMiddleware wraps a WSGI application (a callable), got {app!r}")
+        self.app = app
+        if (
+            not isinstance(key_prefix, str)
+            or len(key_prefix) > 64
+            or not set(key_prefix) <= _KEY_PREFIX_CHARS
+        ):
+            raise ConfigurationError(
+                "key_prefix must be at most 64 letters, digits or '-_.:', such as 'site1'; "
+                f"got {key_prefix!r}"
+            )
+        self.key_prefix = key_prefix
+        if cache_header is not None and (not isinstance(cache_header, str) or not cache_header.strip()):
+            raise ConfigurationError(
+                f"cache_header must be a header name such as 'X-Cache' or None, got {cache_header!r}"
+            )
+        self.cache_header = cache_header
+        for name, number, minimum in (
+            ("max_entry_bytes", max_entry_bytes, 1),
+            ("failure_threshold", failure_threshold, 1),
+        ):
+            if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
+                raise ConfigurationError(f"{name} must be a positive whole number, got {number!r}")
+        for name, seconds in (("retry_after", retry_after), ("lock_timeout", lock_timeout)):
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+                raise ConfigurationError(f"{name} must be a positive number of seconds, got {seconds!r}")
+        self.max_entry_bytes = max_entry_bytes
+        self.lock_timeout = float(lock_timeout)
+        self._stats = Stats()
+        self.backends = _build_backends(backend)
+        self._guards = {
+            alias: GuardedBackend(
+                alias,
+                instance,
+                self._stats,
+                failure_threshold=failure_threshold,
+                retry_after=float(retry_after),
+            )
+            for alias, instance in self.backends.items()
+        }
+        self._keyspaces = {
+            alias: KeySpace(key_prefix, instance.key_shards) for alias, instance in self.backends.items()
+        }
+        if isinstance(rules, Rule) or not isinstance(rules, Iterable):
+            raise ConfigurationError(f"rules must be a list of Rule objects, got {rules!r}")
+        compiled = []
+        for rule in rules:
+            if not isinstance(rule, Rule):
+                raise ConfigurationError(f"rules must contain Rule objects, got {rule!r}")
+            if rule.backend not in self.backends:
+                raise ConfigurationError(
+                    f"{rule!r} uses backend {rule.backend!r}, but the configured backends are: "
+                    f"{', '.join(sorted(self.backends))}"
+                )
+            instance = self.backends[rule.backend]
+            compiled.append(rule.compile(self._keyspaces[rule.backend], instance.default_timeout))
+        self.rules = list(rules)
+        self._ruleset = RuleSet(compiled)
+        # entry key -> (stored bytes, decoded entry), for in-process backends
+        self._decoded: dict[str, tuple[bytes, Entry]] = {}
+        self._refreshing: set[str] = set()
+        self._refreshing_lock = threading.Lock()
+        self._header_hit = self._header("HIT")
+        self._header_miss = self._header("MISS")
+        self._header_stale = self._header("STALE")
+        self._header_bypass = self._header("BYPASS")
+
+    def _header(self, value: str) -> list[tuple[str, str]]:
+        return [] if self.cache_header is None else [(self.cache_header, value)]
+
+    @classmethod
+    def from_config(cls, app: WSGIApp, config: Mapping[str, Any] | str) -> CacheMiddleware:
+        """Build the middleware from a Django-style dict or an importable module path.
+
+        ::
+
+            CACHE = {
+                "BACKENDS": {"default": {"BACKEND": "redis", "LOCATION": "redis://127.0.0.1:6379/0",
+                                         "TIMEOUT": 300, "KEY_PREFIX": "site1"}},
+                "RULES": [Rule("/recent_posts", timeout=300)],
+                "KEY_PREFIX": "",            # optional
+                "CACHE_HEADER": "X-Cache",   # optional
+                "OPTIONS": {"max_entry_bytes": 1048576},  # optional middleware options
+            }
+            app = CacheMiddleware.from_config(app, CACHE)      # or "myproj.cache_settings"
+        """
+        settings = _load_config(config)
+        unknown = sorted(set(settings) - _CONFIG_KEYS)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown cache setting(s) {unknown}; valid settings are {sorted(_CONFIG_KEYS)}"
+            )
+        if "BACKENDS" in settings and "BACKEND" in settings:
+            raise ConfigurationError("give either BACKENDS (aliases to backends) or BACKEND, not both")
+        backend = settings.get("BACKENDS", settings.get("BACKEND", "memory://"))
+        if "RULES" not in settings:
+            raise ConfigurationError("the cache configuration needs RULES, a list of Rule objects")
+        options = settings.get("OPTIONS") or {}
+        if not isinstance(options, Mapping):
+            raise ConfigurationError(f"OPTIONS must be a dict of middleware options, got {options!r}")
+        try:
+            return cls(
+                app,
+                backend=backend,
+                rules=settings["RULES"],
+                key_prefix=settings.get("KEY_PREFIX", ""),
+                cache_header=settings.get("CACHE_HEADER", "X-Cache"),
+                **options,
+            )
+        except TypeError as exc:
+            raise ConfigurationError(f"invalid OPTIONS: {exc}") from exc
+
+    # -- serving ------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            lookup = self._match(environ)
+        except Exception:
+            logger.exception(
+                "wsgicache: could not prepare %s; passing it to the application", _describe(environ)
+            )
+            self._stats.incr("errors")
+            return self.app(environ, start_response)
+        if lookup is None:
+            return self.app(environ, start_response)
+        if not isinstance(lookup, _Lookup):
+            self._stats.incr("bypasses")
+            return self._pass(environ, start_response)
+
+        now = time()
+        fetched = lookup.guard.get_many([lookup.entry_key, *lookup.tag_keys])
+        if fetched is None:
+            self._stats.incr("bypasses")
+            return self._pass(environ, start_response)
+        lookup.fetched = fetched
+        raw = fetched.get(lookup.entry_key)
+        entry = None if raw is None else self._valid_entry(raw, lookup)
+        if entry is not None:
+            if now < entry.fresh_until:
+                self._stats.incr("hits")
+                return self._serve(environ, start_response, entry, now, self._header_hit)
+            if now < entry.fresh_until + lookup.rule.stale_while_revalidate and not self._begin_refresh(
+                lookup
+            ):
+                self._stats.incr("stale")
+                return self._serve(environ, start_response, entry, now, self._header_stale)
+            if now >= entry.fresh_until + lookup.rule.stale_if_error:
+                entry = None
+        self._stats.incr("misses")
+        return self._fetch(environ, start_response, lookup, entry)
+
+    def _match(self, environ: dict[str, Any]) -> _Lookup | bool | None:
+        """``None``: no rule; ``False``: bypass; else the lookup to make."""
+        ruleset = self._ruleset
+        method = environ.get("REQUEST_METHOD", "GET")
+        host = normalize_host(environ)
+        if host is None:
+            # Not a valid Host: never looked up nor stored, whatever the rules say.
+            return False if ruleset.match("", environ.get("PATH_INFO", ""), method) else None
+        found = ruleset.match(host, environ.get("PATH_INFO", ""), method)
+        if found is None:
+            return None
+        rule, values = found
+        if not rule.cache:
+            return False
+        if "HTTP_AUTHORIZATION" in environ and not rule.allow_authorization:
+            return False
+        if rule.unless is not None and rule.unless(environ):
+            return False
+
+        key_method = method if rule.key_method_from_request and method not in ("GET", "HEAD") else "GET"
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        # Method, scheme, host and the normalized query cannot contain "|";
+        # the path and every free-form value after it are length-prefixed.
+        material = (
+            f"{key_method}|{environ.get('wsgi.url_scheme', 'http')}|{host}|"
+            f"{rule.query_component(environ.get('QUERY_STRING', ''))}|{len(path)}:{path}"
+        )
+        extra: list[str | None] = []
+        for environ_key in rule.vary_keys:
+            extra.append(environ.get(environ_key))
+        if rule.vary_cookies:
+            cookies = parse_cookie(environ.get("HTTP_COOKIE", ""))
+            for name in rule.vary_cookies:
+                extra.append(cookies.get(name))
+        custom_key = None
+        if rule.key_template is not None:
+            custom_key = rule.key_template.format_map(values)
+        elif rule.key_function is not None:
+            custom_key = str(rule.key_function(environ, values))
+        if custom_key is not None or extra:
+            extra.append(custom_key)
+        if not OVERRIDE_HEADER_SET.isdisjoint(environ):
+            for environ_key in OVERRIDE_HEADERS:
+                if environ_key in environ:
+                    extra.append(environ_key)
+                    extra.append(environ[environ_key])
+        if extra:
+            material += "|" + pack(extra)
+        keyspace = rule.keyspace
+        entry_key, shard = keyspace.entry_key(material)
+        tag_keys = [keyspace.path_tag_key(path, shard)]
+        if custom_key is not None:
+            tag_keys.append(keyspace.custom_key_tag_key(custom_key, shard))
+        if rule.tag_templates or rule.tag_functions or rule.tag_function is not None:
+            tag_keys.extend(keyspace.tag_key(tag, shard) for tag in rule.tags_for(environ, values))
+        return _Lookup(rule, self._guards[rule.backend_alias], method, entry_key, tag_keys)
+
+    def _valid_entry(self, raw: bytes, lookup: _Lookup) -> Entry | None:
+        remembered = self._decoded.get(lookup.entry_key)
+        if remembered is not None and remembered[0] is raw:
+            entry = remembered[1]
+        else:
+            try:
+                entry = decode(raw)
+            except CorruptEntry as exc:
+                self._stats.incr("corrupt")
+                logger.warning("wsgicache: deleting undecodable entry %s: %s", lookup.entry_key, exc)
+                lookup.guard.delete(lookup.entry_key)
+                return None
+            if lookup.guard.backend.returns_stored_object and len(raw) <= _DECODED_MAX_BYTES:
+                decoded = self._decoded
+                if len(decoded) >= _DECODED_MAX_ENTRIES:
+                    decoded.clear()
+                decoded[lookup.entry_key] = (raw, entry)
+        fetched = lookup.fetched
+        for tag_key, generation in entry.tags:
+            if fetched.get(tag_key) != generation:
+                return None
+        return entry
+
+    def _serve(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        entry: Entry,
+        now: float,
+        cache_header: list[tuple[str, str]],
+    ) -> Iterable[bytes]:
+        extra = [("Age", str(max(int(now - entry.stored_at), 0))), *cache_header]
+        if ("HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ) and http.not_modified(
+            environ, entry.headers
+        ):
+            start_response("304 Not Modified", http.not_modified_headers(entry.headers) + extra)
+            return []
+        start_response(entry.status, entry.headers + extra)
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            return []
+        return [entry.body]
+
+    def _pass(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Call the application unchanged, adding only the ``BYPASS`` header."""
+        if self.cache_header is None:
+            return self.app(environ, start_response)
+        extra = self._header_bypass
+
+        def start_bypassed(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
+            return start_response(status, headers + extra, exc_info)
+
+        return self.app(environ, start_bypassed)
+
+    # -- misses -------------------------------------------------------------
+
+    def _fetch(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        lookup: _Lookup,
+        stale: Entry | None,
+    ) -> Iterable[bytes]:
+        """Call the application for a miss, store what may be stored, answer."""
+        rule = lookup.rule
+        head_as_get = lookup.method == "HEAD" and "GET" in rule.rule.methods
+        app_environ = environ
+        if head_as_get or any(name in environ for name in _FORWARD_STRIPPED):
+            app_environ = {k: v for k, v in environ.items() if k not in _FORWARD_STRIPPED}
+            if head_as_get:
+                app_environ["REQUEST_METHOD"] = "GET"
+        send_body = lookup.method != "HEAD"
+        captured = CapturedResponse()
+        try:
+            app_iter = self.app(app_environ, captured.start_response)
+        except Exception:
+            self._end_refresh(lookup)
+            if stale is None:
+                raise
+            return self._serve_stale(environ, start_response, stale, "raised an exception")
+
+        handed_over = False
+        try:
+            try:
+                iterator = iter(app_iter)
+                reason = self._read(captured, iterator, rule)
+            except Exception:
+                if stale is None:
+                    raise
+                return self._serve_stale(environ, start_response, stale, "raised an exception")
+            assert captured.status is not None
+            if stale is not None and (captured.failed or http.status_code(captured.status) >= 500):
+                return self._serve_stale(environ, start_response, stale, f"answered {captured.status}")
+            if reason is not None:
+                self._stats.incr("too_large" if reason == "too_large" else "not_stored")
+                captured.send_headers(start_response, self._header_miss)
+                handed_over = True
+                return StreamingBody(captured, iterator, app_iter, send_body=send_body)
+            body = b"".join(captured.chunks)
+            self._store(lookup, captured, body)
+        finally:
+            if not handed_over:
+                close_iterable(app_iter)
+            self._end_refresh(lookup)
+
+        headers = captured.headers
+        if (
+            http.status_code(captured.status) == 200
+            and http.is_conditional(environ)
+            and http.not_modified(environ, headers)
+        ):
+            start_response("304 Not Modified", http.not_modified_headers(headers) + self._header_miss)
+            return []
+        start_response(captured.status, headers + self._header_miss)
+        return [body] if send_body else []
+
+    def _read(self, captured: CapturedResponse, iterator: Iterator[bytes], rule: CompiledRule) -> str | None:
+        """Read the response until it is whole, or known not to be storable.
+
+        Returns why it cannot be stored, or ``None`` when it is read whole
+        and may be stored.
+        """
+        decided = captured.status is not None
+        if decided:
+            reason = self._why_not_storable(captured, rule)
+            if reason is not None:
+                return reason
+        limit = self.max_entry_bytes
+        for chunk in iterator:
+            captured.write(chunk)
+            if not decided:
+                if captured.status is None:
+                    continue
+                decided = True
+                reason = self._why_not_storable(captured, rule)
+                if reason is not None:
+                    return reason
+            if captured.size > limit:
+                return "too_large"
+        if captured.status is None:
+            raise RuntimeError("the application returned without calling start_response")
+        if not decided:
+            reason = self._why_not_storable(captured, rule)
+            if reason is not None:
+                return reason
+        return "too_large" if captured.size > limit else None
+
+    def _serve_stale(
+        self, environ: dict[str, Any], start_response: StartResponse, stale: Entry, what: str
+    ) -> Iterable[bytes]:
+        logger.warning(
+            "wsgicache: application %s for %s; serving a stale entry",
+            what,
+            _describe(environ),
+            exc_info=what.startswith("raised"),
+        )
+        self._stats.incr("stale")
+        return self._serve(environ, start_response, stale, time(), self._header_stale)
+
+    def _why_not_storable(self, captured: CapturedResponse, rule: CompiledRule) -> str | None:
+        if captured.failed:
+            return "error"
+        assert captured.status is not None
+        reason = http.why_not_storable(
+            captured.status,
+            captured.headers,
+            statuses=rule.statuses,
+            vary=rule.vary_lower,
+            varies_on_cookies=bool(rule.vary_cookies),
+            allow_set_cookie=rule.allow_set_cookie,
+        )
+        if reason is None:
+            length = http.header_value(captured.headers, "content-length")
+            if length is not None and length.strip().isdigit() and int(length) > self.max_entry_bytes:
+                return "too_large"
+        return reason
+
+    def _store(self, lookup: _Lookup, captured: CapturedResponse, body: bytes) -> None:
+        rule = lookup.rule
+        assert captured.status is not None
+        now = time()
+        age = http.initial_age(captured.headers)
+        if rule.policy == "http":
+            lifetime = http.http_lifetime(captured.headers, rule.timeout) - age
+        else:
+            lifetime = rule.timeout
+        if lifetime <= 0:
+            self._stats.incr("not_stored")
+            return
+        generations = self._tag_generations(lookup)
+        if generations is None:
+            self._stats.incr("not_stored")
+            return
+        entry = Entry(
+            captured.status,
+            http.storable_headers(captured.headers),
+            body,
+            stored_at=now - age,
+            fresh_until=now + lifetime,
+            stale_until=now + lifetime + rule.stale_window,
+            tags=generations,
+        )
+        try:
+            data = encode(entry)
+        except (ValueError, UnicodeError) as exc:
+            self._stats.incr("not_stored")
+            logger.warning("wsgicache: response for %s cannot be stored: %s", lookup.entry_key, exc)
+            return
+        if lookup.guard.set(lookup.entry_key, data, lifetime + rule.stale_window):
+            self._stats.incr("stores")
+
+    def _tag_generations(self, lookup: _Lookup) -> tuple[tuple[str, bytes], ...] | None:
+        """The current generation of each tag of the entry, creating missing ones."""
+        pairs = []
+        for tag_key in lookup.tag_keys:
+            generation = lookup.fetched.get(tag_key)
+            if generation is None:
+                generation = new_generation()
+                added = lookup.guard.add(tag_key, generation, TAG_TTL)
+                if added is None:
+                    return None
+                if not added:
+                    current = lookup.guard.get_many([tag_key])
+                    if not current or tag_key not in current:
+                        return None
+                    generation = current[tag_key]
+            pairs.append((tag_key, generation))
+        return tuple(pairs)
+
+    # -- stale-while-revalidate ------------------------------------------------
+
+    def _begin_refresh(self, lookup: _Lookup) -> bool:
+        """Whether this request is the one to refresh an expired entry."""
+        key = lookup.entry_key
+        with self._refreshing_lock:
+            if key in self._refreshing:
+                return False
+            self._refreshing.add(key)
+        if lookup.guard.add(lookup.rule.keyspace.lock_key(key), b"1", self.lock_timeout) is False:
+            with self._refreshing_lock:
+                self._refreshing.discard(key)
+            return False
+        return True
+
+    def _end_refresh(self, lookup: _Lookup) -> None:
+        key = lookup.entry_key
+        if key in self._refreshing:
+            with self._refreshing_lock:
+                self._refreshing.discard(key)
+            lookup.guard.delete(lookup.rule.keyspace.lock_key(key))
+
+    # -- management -------------------------------------------------------------
+
+    def invalidate(
+        self,
+        url: str | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        key: str | None = None,
+    ) -> bool:
+        """Make entries unusable, in O(1) per tag, on every configured backend.
+
+        - ``url``: every entry of that path (``"/posts/1"`` or a full URL;
+          the query string, host and vary values do not narrow it down);
+        - ``tags``: every entry stored with any of these tags;
+        - ``key``: every entry whose rule ``key`` rendered to this value.
+
+        Returns whether every backend write succeeded (failures are logged
+        and counted, never raised).
+        """
+        if url is None and tags is None and key is None:
+            raise TypeError("invalidate() needs url=, tags= or key=")
+        if isinstance(tags, str):
+            raise TypeError(f"tags must be a list of tag names, such as [{tags!r}]")
+        self._stats.incr("invalidations")
+        ok = True
+        for alias, keyspace in self._keyspaces.items():
+            guard = self._guards[alias]
+            tag_keys: list[str] = []
+            if url is not None:
+                tag_keys.extend(keyspace.path_tag_keys_all_shards(_wsgi_path(url)))
+            for tag in tags or ():
+                tag_keys.extend(keyspace.tag_keys_all_shards(tag))
+            if key is not None:
+                tag_keys.extend(keyspace.custom_key_tag_keys_all_shards(key))
+            for tag_key in tag_keys:
+                ok = guard.set(tag_key, new_generation(), TAG_TTL, force=True) and ok
+        return ok
+
+    def clear(self) -> bool:
+        """Empty every configured backend's namespace."""
+        self._stats.incr("invalidations")
+        ok = True
+        for guard in self._guards.values():
+            ok = guard.clear() and ok
+        return ok
+
+    def stats(self) -> dict[str, float]:
+        """Counters of this process: hits, misses, stores, errors, hit_ratio and more."""
+        return self._stats.snapshot()
+
+    def close(self) -> None:
+        """Close every backend (connections, files)."""
+        for instance in self.backends.values():
+            try:
+                instance.close()
+            except Exception:
+                logger.exception("wsgicache: closing %r failed", instance)
+
+    def __repr__(self) -> str:
+        return f"<CacheMiddleware {len(self.rules)} rules, backends={sorted(self.backends)}>"
+
+
+def _build_backends(spec: str | Backend | Mapping[str, Any]) -> dict[str, Backend]:
+    if isinstance(spec, Mapping) and not ({"BACKEND", "LOCATION"} & set(spec)):
+        if "default" not in spec:
+            raise ConfigurationError(
+                "a dict of backends needs a 'default' alias, e.g. "
+                "{'default': {'BACKEND': 'memory'}}; got aliases "
+                f"{sorted(spec) or 'none'}"
+            )
+        return {str(alias): get_backend(value) for alias, value in spec.items()}
+    return {"default": get_backend(spec)}
+
+
+def _load_config(config: Mapping[str, Any] | str) -> Mapping[str, Any]:
+    if isinstance(config, Mapping):
+        return config
+    if isinstance(config, str):
+        try:
+            module: ModuleType = importlib.import_module(config)
+        except ImportError as exc:
+            raise ConfigurationError(f"cannot import cache settings module {config!r}: {exc}") from exc
+        return {name: getattr(module, name) for name in dir(module) if name in _CONFIG_KEYS}
+    raise ConfigurationError(f"config must be a dict or the dotted path of a settings module, got {config!r}")
+
+
+def _wsgi_path(url: str) -> str:
+    """The ``SCRIPT_NAME + PATH_INFO`` form of a URL or path."""
+    path = urlsplit(url).path or "/"
+    return unquote_to_bytes(path).decode("latin-1")
+
+
+def _describe(environ: Mapping[str, Any]) -> str:
+    return f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')!r}"

@@ -1,0 +1,43 @@
+"""Counters of what the middleware did, shared by all threads of a process."""
+
+from __future__ import annotations
+
+import threading
+
+#: Every counter :meth:`Stats.snapshot` reports, in a stable order.
+COUNTERS = (
+    "hits",  # answered from a fresh entry (including 304s)
+    "misses",  # looked up, not found (or not usable): the application answered
+    "stores",  # entries written
+    "stale",  # answered from an expired entry (stale-while-revalidate / -if-error)
+    "bypasses",  # matched a rule but the cache was not consulted
+    "not_stored",  # responses a rule matched that could not be stored
+    "too_large",  # responses over max_entry_bytes, streamed through
+    "corrupt",  # stored values that did not decode (deleted)
+    "errors",  # backend calls that raised or timed out
+    "skipped",  # backend calls not made because the circuit breaker was open
+    "invalidations",  # invalidate() / clear() calls
+)
+
+
+class Stats:
+    """Thread-safe counters; ``snapshot()`` adds ``hit_ratio``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(COUNTERS, 0)
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += amount
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            counts: dict[str, float] = dict(self._counts)
+        served = counts["hits"] + counts["stale"] + counts["misses"]
+        counts["hit_ratio"] = (counts["hits"] + counts["stale"]) / served if served else 0.0
+        return counts
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts = dict.fromkeys(COUNTERS, 0)
