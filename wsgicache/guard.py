@@ -79,7 +79,7 @@ class GuardedBackend:
         )
         if opened:
             logger.error(
-                "wsgicache: backend %r failed %d times in a row; not used for %.0f s",
+                "wsgicache: backend %r failed %d times in a row; not used for %g s",
                 self.alias,
                 self._failures,
                 self.retry_after,

@@ -54,6 +54,12 @@ def status_code(status: str) -> int:
     return int(code) if code.isdigit() and len(status) >= 3 else 0
 
 
+def response_cache_control(headers: Iterable[tuple[str, str]]) -> ResponseCacheControl:
+    """The parsed ``Cache-Control`` of a response; directive names are case-insensitive."""
+    value = header_value(headers, "cache-control")
+    return parse_cache_control_header(value.lower() if value else value, cls=ResponseCacheControl)
+
+
 def why_not_storable(
     status: str,
     headers: Iterable[tuple[str, str]],
@@ -75,9 +81,7 @@ def why_not_storable(
     headers = list(headers)
     if not allow_set_cookie and header_value(headers, "set-cookie") is not None:
         return "set-cookie"
-    cache_control = parse_cache_control_header(
-        header_value(headers, "cache-control"), cls=ResponseCacheControl
-    )
+    cache_control = response_cache_control(headers)
     if cache_control.no_store:
         return "no-store"
     if cache_control.private:
@@ -102,9 +106,7 @@ def http_lifetime(headers: Iterable[tuple[str, str]], default: float) -> float:
     ``Expires`` give 0 (stale at once: not stored).
     """
     headers = list(headers)
-    cache_control = parse_cache_control_header(
-        header_value(headers, "cache-control"), cls=ResponseCacheControl
-    )
+    cache_control = response_cache_control(headers)
     if cache_control.no_cache:
         return 0.0
     for seconds in (cache_control.s_maxage, cache_control.max_age):

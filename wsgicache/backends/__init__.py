@@ -131,19 +131,22 @@ def _from_dict(spec: Mapping[str, Any], options: dict[str, Any]) -> Backend:
                 "(e.g. 'redis://127.0.0.1:6379/0')"
             )
         return _from_string(location, merged)
+    scheme = None
     if isinstance(name, type) and issubclass(name, Backend):
         cls = name
-        scheme = "custom"
     elif isinstance(name, str):
         cls = resolve_backend_class(name)
-        scheme = name.lower()
+        if "." not in name and ":" not in name:
+            scheme = name.lower()
     else:
         raise ConfigurationError(
             f"BACKEND must be a backend name, a dotted path or a Backend class, got {name!r}"
         )
     if location is None:
-        return construct(cls, scheme, merged)
-    url = location if "://" in location else f"{scheme}://{location}"
+        return construct(cls, cls.__name__, merged)
+    # A bare location ("127.0.0.1:6379", "/var/cache/site") of a named backend
+    # becomes that scheme's URL; a class given by path gets it as it is.
+    url = location if "://" in location or scheme is None else f"{scheme}://{location}"
     return cls.from_url(url, **merged)
 
 

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from wsgicache.keys import KeySpace, digest, ignore_matcher, normalize_host, normalize_query, pack
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"HTTP_HOST": "Example.COM"}, "example.com"),
+        ({"HTTP_HOST": "example.com:80"}, "example.com"),
+        ({"HTTP_HOST": "example.com:080"}, "example.com"),
+        ({"HTTP_HOST": "example.com:443", "wsgi.url_scheme": "https"}, "example.com"),
+        ({"HTTP_HOST": "example.com:443"}, "example.com:443"),
+        ({"HTTP_HOST": "example.com:8080"}, "example.com:8080"),
+        ({"HTTP_HOST": "example.com."}, "example.com"),
+        ({"HTTP_HOST": "[::1]:8000"}, "[::1]:8000"),
+        ({"HTTP_HOST": "[::1]"}, "[::1]"),
+        ({"HTTP_HOST": "127.0.0.1"}, "127.0.0.1"),
+        ({"SERVER_NAME": "Srv.local", "SERVER_PORT": "80"}, "srv.local"),
+        ({"SERVER_NAME": "srv.local", "SERVER_PORT": "8000"}, "srv.local:8000"),
+        ({"HTTP_HOST": ""}, None),
+        ({"HTTP_HOST": "evil.com/path"}, None),
+        ({"HTTP_HOST": "a b"}, None),
+        ({"HTTP_HOST": "host:port"}, None),
+        ({"HTTP_HOST": "host:123456"}, None),
+        ({"HTTP_HOST": "exa\r\nmple.com"}, None),
+        ({"HTTP_HOST": "example.com@evil.com"}, None),
+        ({"HTTP_HOST": "-leading.dash"}, None),
+    ],
+)
+def test_normalize_host(environ: dict[str, str], expected: str | None) -> None:
+    assert normalize_host(environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "keep", "ignore", "expected"),
+    [
+        ("", None, (), ""),
+        ("b=2&a=1", None, (), "a=1&b=2"),
+        ("a=1&b=2", None, (), "a=1&b=2"),
+        ("a=2&a=1", None, (), "a=2&a=1"),
+        ("a=&b", None, (), "a=&b="),
+        ("q=x%20y&page=2&utm_source=z", frozenset({"q", "page"}), (), "page=2&q=x%20y"),
+        ("q=x&utm_source=z&utm_medium=m&fbclid=1", None, ("utm_*", "fbclid"), "q=x"),
+        ("q=a%26b", None, (), "q=a%26b"),
+        ("q=%7C", None, (), "q=%7C"),
+        ("q=a+b", None, (), "q=a%20b"),
+    ],
+)
+def test_normalize_query(
+    query: str, keep: frozenset[str] | None, ignore: tuple[str, ...], expected: str
+) -> None:
+    assert normalize_query(query, keep, ignore_matcher(ignore)) == expected
+
+
+def test_ignore_matcher_is_none_without_patterns() -> None:
+    assert ignore_matcher([]) is None
+
+
+def test_pack_is_injective_for_tricky_values() -> None:
+    candidates = [
+        ["a|b", "c"],
+        ["a", "b|c"],
+        ["a", "b", "c"],
+        ["1:a", None],
+        [None, "1:a"],
+        ["", None],
+        [None, ""],
+        ["-", None],
+        [None, "-"],
+    ]
+    packed = [pack(c) for c in candidates]
+    assert len(set(packed)) == len(packed)
+
+
+def test_digest_is_fixed_length_hex() -> None:
+    for material in ["", "x" * 10000, "\udcff surrogate", "caf\xe9"]:
+        assert re.fullmatch(r"[0-9a-f]{32}", digest(material))
+
+
+def test_keys_are_backend_safe() -> None:
+    space = KeySpace("site1")
+    key, shard = space.entry_key("GET|http|localhost||5:/path")
+    assert shard == ""
+    assert re.fullmatch(r"e:[0-9a-f]{32}", key)
+    assert re.fullmatch(r"t:[0-9a-f]{32}", space.tag_key("user:1", shard))
+
+
+def test_key_prefix_and_kind_separate_keys() -> None:
+    a, b = KeySpace("a"), KeySpace("b")
+    assert a.entry_key("m")[0] != b.entry_key("m")[0]
+    assert a.tag_key("x", "") != a.path_tag_key("x", "") != a.custom_key_tag_key("x", "")
+    assert a.tag_key("x", "") != b.tag_key("x", "")
+
+
+def test_sharded_keys_carry_a_hash_tag_shared_with_their_tags() -> None:
+    space = KeySpace("", shards=16)
+    shards = set()
+    for n in range(200):
+        key, shard = space.entry_key(f"material {n}")
+        assert re.fullmatch(r"\{s\d+\}:", shard)
+        assert key.startswith("e:" + shard)
+        assert space.tag_key("posts", shard).startswith("t:" + shard)
+        shards.add(shard)
+    assert len(shards) == 16
+    all_copies = space.tag_keys_all_shards("posts")
+    assert len(set(all_copies)) == 16
+    assert space.tag_key("posts", "{s3}:") in all_copies
