@@ -683,3 +683,29 @@ def test_bad_middleware_configuration(kwargs: dict[str, Any], message: str) -> N
 def test_app_must_be_callable() -> None:
     with pytest.raises(ConfigurationError, match="WSGI application"):
         CacheMiddleware("not an app")  # type: ignore[arg-type]
+
+
+def test_file_wrapper_responses_are_stored_and_passed_through() -> None:
+    import io
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Any:
+        private = environ["PATH_INFO"] == "/private"
+        headers = [("Content-Type", "text/plain")]
+        if private:
+            headers.append(("Cache-Control", "private"))
+        start_response("200 OK", headers)
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"file contents"), 4)
+
+    from wsgiref.util import FileWrapper
+
+    client, _ = cached(app, [Rule("/<path:rest>", timeout=60)])
+    client.extra_environ["wsgi.file_wrapper"] = FileWrapper
+    assert client.get("/public").body == b"file contents"
+    assert client.get("/public").headers["X-Cache"] == "HIT"
+    assert client.get("/private").body == b"file contents"
+
+    middleware = CacheMiddleware(app, rules=[Rule("/<path:rest>")])
+    environ = make_environ("/private", **{"wsgi.file_wrapper": FileWrapper})
+    result = middleware(environ, lambda status, headers, exc_info=None: None)
+    assert isinstance(result, FileWrapper)  # the server can still use sendfile
+    result.close()

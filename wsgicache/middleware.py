@@ -437,6 +437,10 @@ class CacheMiddleware:
                 self._stats.incr("too_large" if reason == "too_large" else "not_stored")
                 captured.send_headers(start_response, self._header_miss)
                 handed_over = True
+                if send_body and not captured.chunks:
+                    # Nothing read yet: hand over the app's own iterable, so the server
+                    # still sees its wsgi.file_wrapper (sendfile) and closes it itself.
+                    return app_iter
                 return StreamingBody(captured, iterator, app_iter, send_body=send_body)
             body = b"".join(captured.chunks)
             self._store(lookup, captured, body)
