@@ -26,6 +26,7 @@ from hashlib import blake2b
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
+from .memo import FifoMemo
 from .storage import FORMAT_VERSION
 
 #: Environ keys of request headers that can change what an application
@@ -51,7 +52,8 @@ _HOST_RE = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?|\[[0-9a-f:.
 _PORT_RE = re.compile(r"[0-9]{1,5}")
 
 
-_host_memo: dict[tuple[str, str], str | None] = {}
+_host_memo: FifoMemo[tuple[str, str], str] = FifoMemo(1024)
+_INVALID_HOST = ""
 
 
 def normalize_host(environ: Mapping[str, Any]) -> str | None:
@@ -67,15 +69,11 @@ def normalize_host(environ: Mapping[str, Any]) -> str | None:
         if port:
             raw = f"{raw}:{port}"
     memo_key = (raw, environ.get("wsgi.url_scheme", "http"))
-    try:
-        return _host_memo[memo_key]
-    except KeyError:
-        pass
-    host = _normalize_host(raw, memo_key[1])
-    if len(_host_memo) >= 1024:
-        _host_memo.clear()
-    _host_memo[memo_key] = host
-    return host
+    host = _host_memo.get(memo_key)
+    if host is None:
+        host = _normalize_host(raw, memo_key[1]) or _INVALID_HOST
+        _host_memo.put(memo_key, host)
+    return host or None
 
 
 def _normalize_host(raw: str, scheme: str) -> str | None:
@@ -155,19 +153,15 @@ class KeySpace:
     def __init__(self, key_prefix: str, shards: int = 1) -> None:
         self.prefix = pack([f"v{FORMAT_VERSION}", key_prefix])
         self.shards = max(int(shards), 1)
-        self._memo: dict[tuple[str, str], str] = {}
-        self._entry_memo: dict[str, tuple[str, str]] = {}
+        self._memo: FifoMemo[tuple[str, str], str] = FifoMemo(16384)
+        self._entry_memo: FifoMemo[str, tuple[str, str]] = FifoMemo(16384)
 
     def entry_key(self, material: str) -> tuple[str, str]:
         """The entry key for ``material`` and the shard marker its tags use."""
-        try:
-            return self._entry_memo[material]
-        except KeyError:
-            pass
-        found = self._entry_key(material)
-        if len(self._entry_memo) >= 4096:
-            self._entry_memo.clear()
-        self._entry_memo[material] = found
+        found = self._entry_memo.get(material)
+        if found is None:
+            found = self._entry_key(material)
+            self._entry_memo.put(material, found)
         return found
 
     def _entry_key(self, material: str) -> tuple[str, str]:
@@ -203,9 +197,7 @@ class KeySpace:
         hexdigest = self._memo.get(memo_key)
         if hexdigest is None:
             hexdigest = digest(pack([self.prefix, kind, name]))
-            if len(self._memo) >= 4096:
-                self._memo.clear()
-            self._memo[memo_key] = hexdigest
+            self._memo.put(memo_key, hexdigest)
         return "t:" + shard + hexdigest
 
     def _all_shards(self, kind: str, name: str) -> list[str]:

@@ -44,6 +44,7 @@ from .backends import Backend, get_backend
 from .errors import ConfigurationError, CorruptEntry
 from .guard import GuardedBackend
 from .keys import OVERRIDE_HEADER_SET, OVERRIDE_HEADERS, KeySpace, normalize_host, pack
+from .memo import ByteBudgetLru
 from .response import CapturedResponse, StartResponse, StreamingBody, close_iterable
 from .rules import CompiledRule, Rule, RuleSet
 from .stats import Stats
@@ -62,9 +63,6 @@ TAG_TTL = 29 * 24 * 3600.0
 #: then answers the client's own conditional request itself.
 _FORWARD_STRIPPED = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_RANGE", "HTTP_IF_RANGE")
 
-#: Bounds of the memo of decoded entries kept for in-process backends.
-_DECODED_MAX_ENTRIES = 256
-_DECODED_MAX_BYTES = 64 * 1024
 
 _KEY_PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 _CONFIG_KEYS = {"BACKENDS", "BACKEND", "RULES", "KEY_PREFIX", "CACHE_HEADER", "OPTIONS"}
@@ -115,6 +113,10 @@ class CacheMiddleware:
     :param retry_after: seconds the breaker stays open before one retry.
     :param lock_timeout: seconds a refresh lock (stale-while-revalidate)
         is held at most.
+    :param decoded_cache_bytes: with an in-process backend (memory), decoded
+        entries up to this many bytes in all are kept so a hit skips decoding
+        (0 turns it off). The stored bytes are shared with the backend; the
+        cost is about one extra copy of the bodies kept.
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class CacheMiddleware:
         failure_threshold: int = 5,
         retry_after: float = 10.0,
         lock_timeout: float = 30.0,
+        decoded_cache_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         if not callable(app):
             raise ConfigurationError(f"CacheMiddleware wraps a WSGI application (a callable), got {app!r}")
@@ -151,6 +154,7 @@ class CacheMiddleware:
         for name, number, minimum in (
             ("max_entry_bytes", max_entry_bytes, 1),
             ("failure_threshold", failure_threshold, 1),
+            ("decoded_cache_bytes", decoded_cache_bytes, 0),
         ):
             if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
                 raise ConfigurationError(f"{name} must be a positive whole number, got {number!r}")
@@ -190,7 +194,7 @@ class CacheMiddleware:
         self.rules = list(rules)
         self._ruleset = RuleSet(compiled)
         # entry key -> (stored bytes, decoded entry), for in-process backends
-        self._decoded: dict[str, tuple[bytes, Entry]] = {}
+        self._decoded: ByteBudgetLru[str, tuple[bytes, Entry]] = ByteBudgetLru(decoded_cache_bytes)
         self._refreshing: set[str] = set()
         self._refreshing_lock = threading.Lock()
         self._header_hit = self._header("HIT")
@@ -323,7 +327,7 @@ class CacheMiddleware:
             custom_key = str(rule.key_function(environ, values))
         if custom_key is not None or extra:
             extra.append(custom_key)
-        if not OVERRIDE_HEADER_SET.isdisjoint(environ):
+        if not environ.keys().isdisjoint(OVERRIDE_HEADER_SET):
             for environ_key in OVERRIDE_HEADERS:
                 if environ_key in environ:
                     extra.append(environ_key)
@@ -351,11 +355,8 @@ class CacheMiddleware:
                 logger.warning("wsgicache: deleting undecodable entry %s: %s", lookup.entry_key, exc)
                 lookup.guard.delete(lookup.entry_key)
                 return None
-            if lookup.guard.backend.returns_stored_object and len(raw) <= _DECODED_MAX_BYTES:
-                decoded = self._decoded
-                if len(decoded) >= _DECODED_MAX_ENTRIES:
-                    decoded.clear()
-                decoded[lookup.entry_key] = (raw, entry)
+            if lookup.guard.backend.returns_stored_object:
+                self._decoded.put(lookup.entry_key, (raw, entry), len(raw))
         fetched = lookup.fetched
         for tag_key, generation in entry.tags:
             if fetched.get(tag_key) != generation:

@@ -34,6 +34,7 @@ from werkzeug.routing.exceptions import RoutingException
 
 from .errors import ConfigurationError
 from .keys import KeySpace, header_environ_key, ignore_matcher, normalize_query
+from .memo import FifoMemo
 
 Environ = Mapping[str, Any]
 KeyFunction = Callable[[Environ, Mapping[str, Any]], str]
@@ -346,31 +347,32 @@ class CompiledRule:
         return tags
 
 
+_NO_MATCH: tuple[()] = ()
+
+
 class RuleSet:
     """The compiled, ordered rule list and a memo of recent match results."""
 
-    memo_size = 4096
+    memo_size = 16384
 
     def __init__(self, rules: Sequence[CompiledRule]) -> None:
         self.rules = tuple(rules)
         self.uses_host = any(rule.host_matching for rule in self.rules)
-        self._memo: dict[tuple[str, str, str], tuple[CompiledRule, dict[str, Any]] | None] = {}
+        self._memo: FifoMemo[tuple[str, str, str], tuple[CompiledRule, dict[str, Any]] | tuple[()]] = (
+            FifoMemo(self.memo_size)
+        )
 
     def match(self, host: str, path_info: str, method: str) -> tuple[CompiledRule, dict[str, Any]] | None:
         memo_key = (host if self.uses_host else "", path_info, method)
-        try:
-            return self._memo[memo_key]
-        except KeyError:
-            pass
+        remembered = self._memo.get(memo_key)
+        if remembered is not None:
+            return remembered or None
         path = path_info.encode("latin-1", "replace").decode("utf-8", "replace") or "/"
-        found = None
         for rule in self.rules:
             values = rule.match(host, path, method)
             if values is not None:
                 found = (rule, values)
-                break
-        memo = self._memo
-        if len(memo) >= self.memo_size:
-            memo.clear()
-        memo[memo_key] = found
-        return found
+                self._memo.put(memo_key, found)
+                return found
+        self._memo.put(memo_key, _NO_MATCH)
+        return None
