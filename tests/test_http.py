@@ -138,3 +138,16 @@ def test_not_modified_headers_keep_only_what_rfc_allows() -> None:
 )
 def test_status_code(status: str, code: int) -> None:
     assert http.status_code(status) == code
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"REQUEST_METHOD": "GET", "HTTP_IF_NONE_MATCH": '"a"'}, True),
+        ({"REQUEST_METHOD": "HEAD", "HTTP_IF_MODIFIED_SINCE": "x"}, True),
+        ({"REQUEST_METHOD": "POST", "HTTP_IF_NONE_MATCH": '"a"'}, False),
+        ({"REQUEST_METHOD": "GET"}, False),
+    ],
+)
+def test_is_conditional(environ: dict[str, str], expected: bool) -> None:
+    assert http.is_conditional(environ) is expected

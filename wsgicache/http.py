@@ -142,7 +142,10 @@ def storable_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]
 
 
 def is_conditional(environ: Mapping[str, Any]) -> bool:
-    return "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ
+    """Whether the request is a conditional ``GET``/``HEAD`` the cache may answer ``304``."""
+    return ("HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ) and environ.get(
+        "REQUEST_METHOD"
+    ) in ("GET", "HEAD")
 
 
 def not_modified(environ: Mapping[str, Any], headers: Iterable[tuple[str, str]]) -> bool:

@@ -372,9 +372,7 @@ class CacheMiddleware:
         cache_header: list[tuple[str, str]],
     ) -> Iterable[bytes]:
         extra = [("Age", str(max(int(now - entry.stored_at), 0))), *cache_header]
-        if ("HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ) and http.not_modified(
-            environ, entry.headers
-        ):
+        if http.is_conditional(environ) and http.not_modified(environ, entry.headers):
             start_response("304 Not Modified", http.not_modified_headers(entry.headers) + extra)
             return []
         start_response(entry.status, entry.headers + extra)
