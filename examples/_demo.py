@@ -187,3 +187,19 @@ def run(app: WSGIApp, demo: Sequence[DemoRequest], *, port: int = 8000, once: bo
     except KeyboardInterrupt:
         print()
     return 0
+
+
+#: The demo of the three small framework examples, which serve the same site.
+SITE_DEMO = [
+    DemoRequest("GET", "/primes/2000000", expect="MISS"),
+    DemoRequest("GET", "/primes/2000000", expect="HIT"),
+    DemoRequest("GET", "/hello/world", expect="MISS"),
+    DemoRequest("GET", "/hello/world", expect="HIT"),
+    DemoRequest("GET", "/admin/users", expect="BYPASS"),
+]
+
+
+def main(app: WSGIApp, demo: Sequence[DemoRequest], description: str | None) -> None:
+    """Parse the command line, run the demo (and serve unless ``--once``), exit."""
+    args = make_parser(description).parse_args()
+    sys.exit(run(app, demo, port=args.port, once=args.once))

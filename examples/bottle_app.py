@@ -8,10 +8,8 @@ Bottle apps are WSGI callables: wrap the ``Bottle`` object itself.
 
 from __future__ import annotations
 
-import sys
-
 import bottle
-from _demo import DemoRequest, make_parser, run
+from _demo import SITE_DEMO, main
 
 from wsgicache import CacheMiddleware, Rule
 
@@ -55,14 +53,5 @@ app = CacheMiddleware(
     ],
 )
 
-DEMO = [
-    DemoRequest("GET", "/primes/2000000", expect="MISS"),
-    DemoRequest("GET", "/primes/2000000", expect="HIT"),
-    DemoRequest("GET", "/hello/world", expect="MISS"),
-    DemoRequest("GET", "/hello/world", expect="HIT"),
-    DemoRequest("GET", "/admin/users", expect="BYPASS"),
-]
-
 if __name__ == "__main__":
-    args = make_parser(__doc__).parse_args()
-    sys.exit(run(app, DEMO, port=args.port, once=args.once))
+    main(app, SITE_DEMO, __doc__)

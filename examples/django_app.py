@@ -12,9 +12,7 @@ and invalidate from your views or signals, e.g. ``application.invalidate(tags=["
 
 from __future__ import annotations
 
-import sys
-
-from _demo import DemoRequest, make_parser, run
+from _demo import SITE_DEMO, main
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -71,14 +69,5 @@ app = CacheMiddleware(
     ],
 )
 
-DEMO = [
-    DemoRequest("GET", "/primes/2000000", expect="MISS"),
-    DemoRequest("GET", "/primes/2000000", expect="HIT"),
-    DemoRequest("GET", "/hello/world", expect="MISS"),
-    DemoRequest("GET", "/hello/world", expect="HIT"),
-    DemoRequest("GET", "/admin/users", expect="BYPASS"),
-]
-
 if __name__ == "__main__":
-    args = make_parser(__doc__).parse_args()
-    sys.exit(run(app, DEMO, port=args.port, once=args.once))
+    main(app, SITE_DEMO, __doc__)

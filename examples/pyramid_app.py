@@ -8,9 +8,7 @@ Wrap the WSGI application that ``Configurator.make_wsgi_app()`` returns.
 
 from __future__ import annotations
 
-import sys
-
-from _demo import DemoRequest, make_parser, run
+from _demo import SITE_DEMO, main
 from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
@@ -65,14 +63,5 @@ def make_app() -> CacheMiddleware:
 
 app = make_app()
 
-DEMO = [
-    DemoRequest("GET", "/primes/2000000", expect="MISS"),
-    DemoRequest("GET", "/primes/2000000", expect="HIT"),
-    DemoRequest("GET", "/hello/world", expect="MISS"),
-    DemoRequest("GET", "/hello/world", expect="HIT"),
-    DemoRequest("GET", "/admin/users", expect="BYPASS"),
-]
-
 if __name__ == "__main__":
-    args = make_parser(__doc__).parse_args()
-    sys.exit(run(app, DEMO, port=args.port, once=args.once))
+    main(app, SITE_DEMO, __doc__)
