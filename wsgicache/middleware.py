@@ -27,20 +27,19 @@ answers, the error is logged to the ``wsgicache`` logger and counted in
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from secrets import token_hex
 from time import time
-from types import ModuleType
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from werkzeug.http import parse_cookie
 
 from . import http
-from .backends import Backend, get_backend
+from .backends import Backend
+from .config import build_backends, middleware_arguments
 from .errors import ConfigurationError, CorruptEntry
 from .guard import GuardedBackend
 from .keys import OVERRIDE_HEADER_SET, OVERRIDE_HEADERS, KeySpace, normalize_host, pack
@@ -65,7 +64,6 @@ _FORWARD_STRIPPED = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_RANGE
 
 
 _KEY_PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
-_CONFIG_KEYS = {"BACKENDS", "BACKEND", "RULES", "KEY_PREFIX", "CACHE_HEADER", "OPTIONS"}
 
 
 def new_generation() -> bytes:
@@ -164,7 +162,7 @@ class CacheMiddleware:
         self.max_entry_bytes = max_entry_bytes
         self.lock_timeout = float(lock_timeout)
         self._stats = Stats()
-        self.backends = _build_backends(backend)
+        self.backends = build_backends(backend)
         self._guards = {
             alias: GuardedBackend(
                 alias,
@@ -221,29 +219,9 @@ class CacheMiddleware:
             }
             app = CacheMiddleware.from_config(app, CACHE)      # or "myproj.cache_settings"
         """
-        settings = _load_config(config)
-        unknown = sorted(set(settings) - _CONFIG_KEYS)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown cache setting(s) {unknown}; valid settings are {sorted(_CONFIG_KEYS)}"
-            )
-        if "BACKENDS" in settings and "BACKEND" in settings:
-            raise ConfigurationError("give either BACKENDS (aliases to backends) or BACKEND, not both")
-        backend = settings.get("BACKENDS", settings.get("BACKEND", "memory://"))
-        if "RULES" not in settings:
-            raise ConfigurationError("the cache configuration needs RULES, a list of Rule objects")
-        options = settings.get("OPTIONS") or {}
-        if not isinstance(options, Mapping):
-            raise ConfigurationError(f"OPTIONS must be a dict of middleware options, got {options!r}")
+        arguments = middleware_arguments(config)
         try:
-            return cls(
-                app,
-                backend=backend,
-                rules=settings["RULES"],
-                key_prefix=settings.get("KEY_PREFIX", ""),
-                cache_header=settings.get("CACHE_HEADER", "X-Cache"),
-                **options,
-            )
+            return cls(app, **arguments)
         except TypeError as exc:
             raise ConfigurationError(f"invalid OPTIONS: {exc}") from exc
 
@@ -654,30 +632,6 @@ class CacheMiddleware:
 
     def __repr__(self) -> str:
         return f"<CacheMiddleware {len(self.rules)} rules, backends={sorted(self.backends)}>"
-
-
-def _build_backends(spec: str | Backend | Mapping[str, Any]) -> dict[str, Backend]:
-    if isinstance(spec, Mapping) and not ({"BACKEND", "LOCATION"} & set(spec)):
-        if "default" not in spec:
-            raise ConfigurationError(
-                "a dict of backends needs a 'default' alias, e.g. "
-                "{'default': {'BACKEND': 'memory'}}; got aliases "
-                f"{sorted(spec) or 'none'}"
-            )
-        return {str(alias): get_backend(value) for alias, value in spec.items()}
-    return {"default": get_backend(spec)}
-
-
-def _load_config(config: Mapping[str, Any] | str) -> Mapping[str, Any]:
-    if isinstance(config, Mapping):
-        return config
-    if isinstance(config, str):
-        try:
-            module: ModuleType = importlib.import_module(config)
-        except ImportError as exc:
-            raise ConfigurationError(f"cannot import cache settings module {config!r}: {exc}") from exc
-        return {name: getattr(module, name) for name in dir(module) if name in _CONFIG_KEYS}
-    raise ConfigurationError(f"config must be a dict or the dotted path of a settings module, got {config!r}")
 
 
 def _wsgi_path(url: str) -> str:
