@@ -1,10 +1,19 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
-from wsgicache.keys import KeySpace, digest, ignore_matcher, normalize_host, normalize_query, pack
+from wsgicache.keys import (
+    KeySpace,
+    digest,
+    ignore_matcher,
+    key_material,
+    normalize_host,
+    normalize_query,
+    pack,
+)
 
 
 @pytest.mark.parametrize(
@@ -110,3 +119,44 @@ def test_sharded_keys_carry_a_hash_tag_shared_with_their_tags() -> None:
     all_copies = space.tag_keys_all_shards("posts")
     assert len(set(all_copies)) == 16
     assert space.tag_key("posts", "{s3}:") in all_copies
+
+
+BASE: dict[str, Any] = {"wsgi.url_scheme": "http", "HTTP_USER_AGENT": "x"}
+
+
+def material(environ: dict[str, Any] = BASE, **changes: Any) -> str:
+    arguments: dict[str, Any] = {
+        "method": "GET",
+        "host": "example.com",
+        "path": "/a",
+        "query": "q=1",
+        "variant": [],
+        "custom_key": None,
+    }
+    arguments.update(changes)
+    return key_material(environ, **arguments)
+
+
+def test_key_material_separates_every_component() -> None:
+    materials = [
+        material(),
+        material(method="POST"),
+        material({**BASE, "wsgi.url_scheme": "https"}),
+        material(host="example.org"),
+        material(host="example.com:8080"),
+        material(path="/b"),
+        material(path="/a|x"),
+        material(query=""),
+        material(variant=["en"]),
+        material(variant=[None]),
+        material(variant=[""]),
+        material(custom_key="k"),
+        material(variant=["k"]),
+        material({**BASE, "HTTP_X_FORWARDED_HOST": "evil.example"}),
+        material({**BASE, "HTTP_X_FORWARDED_PROTO": "https"}),
+    ]
+    assert len(set(materials)) == len(materials)
+
+
+def test_key_material_ignores_headers_outside_the_key() -> None:
+    assert material({**BASE, "HTTP_USER_AGENT": "other", "HTTP_ACCEPT": "*/*"}) == material()

@@ -122,6 +122,35 @@ def normalize_query(
     return "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in pairs)
 
 
+def key_material(
+    environ: Mapping[str, Any],
+    method: str,
+    host: str,
+    path: str,
+    query: str,
+    variant: list[str | None],
+    custom_key: str | None,
+) -> str:
+    """Everything that identifies a response, as one unambiguous string.
+
+    ``variant`` holds the values of the rule's vary headers and cookies
+    (``None`` when absent). The method, the scheme, the normalized host and
+    the normalized query cannot contain ``|``; the path and every free-form
+    value after it are length-prefixed. Proxy override headers join when
+    present.
+    """
+    material = f"{method}|{environ.get('wsgi.url_scheme', 'http')}|{host}|{query}|{len(path)}:{path}"
+    if variant or custom_key is not None:
+        variant = [*variant, custom_key]
+    if not environ.keys().isdisjoint(OVERRIDE_HEADER_SET):
+        for environ_key in OVERRIDE_HEADERS:
+            if environ_key in environ:
+                variant = [*variant, environ_key, environ[environ_key]]
+    if variant:
+        material += "|" + pack(variant)
+    return material
+
+
 def header_environ_key(name: str) -> str:
     """The WSGI environ key of request header ``name``."""
     upper = name.upper().replace("-", "_")

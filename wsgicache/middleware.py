@@ -42,7 +42,7 @@ from .backends import Backend
 from .config import build_backends, middleware_arguments
 from .errors import ConfigurationError, CorruptEntry
 from .guard import GuardedBackend
-from .keys import OVERRIDE_HEADER_SET, OVERRIDE_HEADERS, KeySpace, normalize_host, pack
+from .keys import KeySpace, key_material, normalize_host
 from .memo import ByteBudgetLru
 from .response import CapturedResponse, StartResponse, StreamingBody, close_iterable
 from .rules import CompiledRule, Rule, RuleSet
@@ -285,33 +285,24 @@ class CacheMiddleware:
 
         key_method = method if rule.key_method_from_request and method not in ("GET", "HEAD") else "GET"
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        # Method, scheme, host and the normalized query cannot contain "|";
-        # the path and every free-form value after it are length-prefixed.
-        material = (
-            f"{key_method}|{environ.get('wsgi.url_scheme', 'http')}|{host}|"
-            f"{rule.query_component(environ.get('QUERY_STRING', ''))}|{len(path)}:{path}"
-        )
-        extra: list[str | None] = []
-        for environ_key in rule.vary_keys:
-            extra.append(environ.get(environ_key))
+        variant: list[str | None] = [environ.get(environ_key) for environ_key in rule.vary_keys]
         if rule.vary_cookies:
             cookies = parse_cookie(environ.get("HTTP_COOKIE", ""))
-            for name in rule.vary_cookies:
-                extra.append(cookies.get(name))
+            variant.extend(cookies.get(name) for name in rule.vary_cookies)
         custom_key = None
         if rule.key_template is not None:
             custom_key = rule.key_template.format_map(values)
         elif rule.key_function is not None:
             custom_key = str(rule.key_function(environ, values))
-        if custom_key is not None or extra:
-            extra.append(custom_key)
-        if not environ.keys().isdisjoint(OVERRIDE_HEADER_SET):
-            for environ_key in OVERRIDE_HEADERS:
-                if environ_key in environ:
-                    extra.append(environ_key)
-                    extra.append(environ[environ_key])
-        if extra:
-            material += "|" + pack(extra)
+        material = key_material(
+            environ,
+            key_method,
+            host,
+            path,
+            rule.query_component(environ.get("QUERY_STRING", "")),
+            variant,
+            custom_key,
+        )
         keyspace = rule.keyspace
         entry_key, shard = keyspace.entry_key(material)
         tag_keys = [keyspace.path_tag_key(path, shard)]
