@@ -36,6 +36,14 @@ ENTRY_POINT_GROUP = "wsgicache.backends"
 # a driver (redis, pymemcache) the user did not install.
 _BUILTIN: dict[str, str] = {
     "memory": "wsgicache.backends.memory:MemoryBackend",
+    "file": "wsgicache.backends.filesystem:FileBackend",
+    "filesystem": "wsgicache.backends.filesystem:FileBackend",
+    "memcached": "wsgicache.backends.memcached:MemcachedBackend",
+    "redis": "wsgicache.backends.redis:RedisBackend",
+    "rediss": "wsgicache.backends.redis:RedisBackend",
+    "unix": "wsgicache.backends.redis:RedisBackend",
+    "redis+cluster": "wsgicache.backends.redis:RedisClusterBackend",
+    "redis+sentinel": "wsgicache.backends.redis:RedisSentinelBackend",
 }
 
 _registry: dict[str, type[Backend] | str] = dict(_BUILTIN)
@@ -184,7 +192,7 @@ def _import_class(path: str) -> type[Backend]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         hint = ""
-        if module_name.startswith("wsgicache.backends."):
+        if module_name.startswith("wsgicache.backends.") and "pip install" not in str(exc):
             hint = f" (install the extra: pip install 'wsgicache[{attr_extra(module_name)}]')"
         raise ConfigurationError(f"cannot import backend {path!r}: {exc}{hint}") from exc
     cls = getattr(module, attr, None)

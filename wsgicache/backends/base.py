@@ -49,8 +49,9 @@ class Backend:
     #: shard holds its own copy of every tag generation, so that an entry and
     #: the generations it depends on share a shard (a Redis Cluster hash
     #: slot, for instance) and a hit stays one round trip. Invalidating a tag
-    #: writes one key per shard. Stores without such placement keep 1.
-    key_shards: ClassVar[int] = 1
+    #: writes one key per shard. Stores without such placement keep 1. An
+    #: instance may set its own (a larger cluster wants more shards).
+    key_shards: int = 1
 
     #: True when :meth:`get` returns the very ``bytes`` object that
     #: :meth:`set` stored (an in-process store). The middleware then decodes
