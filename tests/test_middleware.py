@@ -709,3 +709,12 @@ def test_file_wrapper_responses_are_stored_and_passed_through() -> None:
     result = middleware(environ, lambda status, headers, exc_info=None: None)
     assert isinstance(result, FileWrapper)  # the server can still use sendfile
     result.close()
+
+
+def test_a_value_the_backend_declines_counts_as_not_stored() -> None:
+    app = RecordingApp(body=b"z" * 5000)
+    client, cache = cached(app, [Rule("/p")], backend="memory://?max_bytes=4096")
+    client.get("/p")
+    assert client.get("/p").headers["X-Cache"] == "MISS"
+    stats = cache.stats()
+    assert stats["stores"] == 0 and stats["not_stored"] == 2 and stats["errors"] == 0

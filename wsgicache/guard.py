@@ -101,17 +101,20 @@ class GuardedBackend:
         self._succeeded()
         return found
 
-    def set(self, key: str, value: bytes, ttl: float, *, force: bool = False) -> bool:
-        """Store a value; ``force`` tries even while the circuit is open."""
+    def set(self, key: str, value: bytes, ttl: float, *, force: bool = False) -> bool | None:
+        """Whether the value was stored; ``None`` when the backend could not be asked.
+
+        ``force`` tries even while the circuit is open.
+        """
         if not force and not self.available:
-            return False
+            return None
         try:
-            self.backend.set(key, value, ttl)
+            stored = self.backend.set(key, value, ttl)
         except Exception as exc:
             self._failed("set", exc)
-            return False
+            return None
         self._succeeded()
-        return True
+        return stored is not False
 
     def add(self, key: str, value: bytes, ttl: float) -> bool | None:
         """Whether the key was added; ``None`` when the backend could not be asked."""

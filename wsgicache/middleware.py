@@ -520,8 +520,11 @@ class CacheMiddleware:
             self._stats.incr("not_stored")
             logger.warning("wsgicache: response for %s cannot be stored: %s", lookup.entry_key, exc)
             return
-        if lookup.guard.set(lookup.entry_key, data, lifetime + rule.stale_window):
+        stored = lookup.guard.set(lookup.entry_key, data, lifetime + rule.stale_window)
+        if stored:
             self._stats.incr("stores")
+        elif stored is False:
+            self._stats.incr("not_stored")
 
     def _tag_generations(self, lookup: _Lookup) -> tuple[tuple[str, bytes], ...] | None:
         """The current generation of each tag of the entry, creating missing ones."""
@@ -598,7 +601,7 @@ class CacheMiddleware:
             if key is not None:
                 tag_keys.extend(keyspace.custom_key_tag_keys_all_shards(key))
             for tag_key in tag_keys:
-                ok = guard.set(tag_key, new_generation(), TAG_TTL, force=True) and ok
+                ok = bool(guard.set(tag_key, new_generation(), TAG_TTL, force=True)) and ok
         return ok
 
     def clear(self) -> bool:

@@ -98,8 +98,13 @@ class Backend:
                 found[key] = value
         return found
 
-    def set(self, key: str, value: bytes, ttl: float) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds (``ttl > 0``)."""
+    def set(self, key: str, value: bytes, ttl: float) -> bool | None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (``ttl > 0``).
+
+        May return ``False`` when the store declined the value without an
+        error (too large for it, say); the middleware then counts the
+        response as not stored. ``None`` or ``True`` mean stored.
+        """
         raise NotImplementedError
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:

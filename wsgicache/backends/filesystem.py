@@ -221,8 +221,8 @@ class FileBackend(Backend):
 
     # -- writing --------------------------------------------------------------
 
-    def set(self, key: str, value: bytes, ttl: float) -> None:
-        self._write(key, value, ttl, only_if_absent=False)
+    def set(self, key: str, value: bytes, ttl: float) -> bool:
+        return self._write(key, value, ttl, only_if_absent=False)
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
         return self._write(key, value, ttl, only_if_absent=True)

@@ -282,19 +282,23 @@ class MemcachedBackend(Backend):
                 found[key] = raw[_GEN_LEN:]
         return found
 
-    def set(self, key: str, value: bytes, ttl: float) -> None:
+    def set(self, key: str, value: bytes, ttl: float) -> bool:
         storage_key = self._storage_key(key)
         if not self._fits(storage_key, value):
             self._not_stored(storage_key)
-            return
+            return False
         try:
             generation = self._generation(self._shard_of(storage_key))
             try:
-                self._client.set(storage_key, generation + value, expire=memcached_expire(ttl), noreply=False)
+                stored = self._client.set(
+                    storage_key, generation + value, expire=memcached_expire(ttl), noreply=False
+                )
             except MemcacheServerError as exc:
                 if not _is_too_large(exc):
                     raise
                 self._not_stored(storage_key)
+                return False
+            return bool(stored)
         finally:
             self._after_call()
 

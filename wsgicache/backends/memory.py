@@ -90,9 +90,9 @@ class MemoryBackend(Backend):
                 found[key] = item[0]
         return found
 
-    def set(self, key: str, value: bytes, ttl: float) -> None:
+    def set(self, key: str, value: bytes, ttl: float) -> bool:
         with self._lock:
-            self._store(key, value, ttl)
+            return self._store(key, value, ttl)
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
         with self._lock:
