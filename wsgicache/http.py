@@ -11,7 +11,6 @@ from typing import Any
 
 from werkzeug.datastructures import ResponseCacheControl
 from werkzeug.http import (
-    http_date,
     is_resource_modified,
     parse_cache_control_header,
     parse_date,
@@ -162,7 +161,3 @@ def not_modified(environ: Mapping[str, Any], headers: Iterable[tuple[str, str]])
 
 def not_modified_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(name, value) for name, value in headers if name.lower() in NOT_MODIFIED_HEADERS]
-
-
-def date_header(timestamp: float) -> str:
-    return http_date(timestamp)
