@@ -32,8 +32,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
-
 HOST = "127.0.0.1"
 
 #: Every built-in backend form; tests parametrized over "all backends" use these
@@ -55,9 +53,16 @@ def in_ci() -> bool:
 
 
 def require_binary(name: str) -> str:
-    """The path of ``name``; skip the test without it (fail under ``CI=true``)."""
+    """The path of ``name``; skip the test without it (fail under ``CI=true``).
+
+    pytest is imported only here, so that scripts (benchmarks/bench_backends.py)
+    can start servers with this module without pytest installed; they check
+    ``shutil.which`` themselves first.
+    """
     path = shutil.which(name)
     if path is None:
+        import pytest
+
         message = (
             f"{name} is not installed (Debian: apt-get install redis-server memcached; "
             "the README's test command installs them)"
