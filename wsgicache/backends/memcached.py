@@ -68,6 +68,7 @@ from ._net import parse_hosts, positive_seconds, split_userinfo, whole_number
 from .base import Backend, construct, options_from_query
 
 try:
+    import pymemcache.client.base as _pymemcache_base
     from pymemcache.client.base import PooledClient
     from pymemcache.client.hash import HashClient
     from pymemcache.client.rendezvous import RendezvousHash
@@ -78,6 +79,15 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
     ) from exc
 
 __all__ = ["MemcachedBackend", "MemcachedHashBackend"]
+
+# pymemcache reads replies 4 KiB per recv(): a 200 KiB entry took 51 system
+# calls and cost more than the rest of a hit. 64 KiB buffers make that 4 (the
+# hit fell from 283 to 161 us here) and stay under glibc's mmap threshold, so
+# small replies do not pay for a larger buffer. The setting is pymemcache's
+# module constant: it applies to every pymemcache client of the process.
+_RECV_SIZE = 64 * 1024
+if getattr(_pymemcache_base, "RECV_SIZE", _RECV_SIZE) < _RECV_SIZE:
+    _pymemcache_base.RECV_SIZE = _RECV_SIZE
 
 logger = logging.getLogger("wsgicache")
 
