@@ -82,6 +82,7 @@ from bench_hit import (  # noqa: E402
     Recorder,
     make_environ,
     package_version,
+    parse_args,
     ratio,
     run_batch,
 )
@@ -774,28 +775,6 @@ def print_table(summary: dict[str, Any]) -> None:
 # -- main ----------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--quick", action="store_true", help="few iterations: a smoke test, not a measurement"
-    )
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
-    parser.add_argument(
-        "--repeats", type=int, default=None, help="timed batches per row (default 9, quick 3)"
-    )
-    parser.add_argument(
-        "--target-ms", type=float, default=None, help="approximate length of one batch (default 300, quick 5)"
-    )
-    args = parser.parse_args(argv)
-    if args.repeats is None:
-        args.repeats = 3 if args.quick else 9
-    if args.target_ms is None:
-        args.target_ms = 5.0 if args.quick else 300.0
-    if args.repeats < 1 or args.target_ms <= 0:
-        parser.error("--repeats and --target-ms must be positive")
-    return args
-
-
 def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     env = start_servers(directory)
     rows: list[Row] = []
@@ -821,7 +800,7 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv, __doc__)
     directory = Path(tempfile.mkdtemp(prefix="bench_backends-"))
     try:
         summary = run(args, directory)

@@ -536,8 +536,9 @@ def print_table(summary: dict[str, Any]) -> None:
 # -- main ----------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+def parse_args(argv: list[str] | None, description: str | None = __doc__) -> argparse.Namespace:
+    """The options both benchmark scripts take (``description``: the script's docstring)."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0] if description else None)
     parser.add_argument(
         "--quick", action="store_true", help="few iterations: a smoke test, not a measurement"
     )
