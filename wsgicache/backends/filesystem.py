@@ -40,7 +40,7 @@ import os
 import re
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from hashlib import blake2b
 from secrets import token_hex
@@ -192,14 +192,6 @@ class FileBackend(Backend):
         if not usable:
             self._discard(path, stat)
         return value
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        found: dict[str, bytes] = {}
-        for key in keys:
-            value = self.get(key)
-            if value is not None:
-                found[key] = value
-        return found
 
     @staticmethod
     def _decode(key: str, data: bytes) -> tuple[bool, bytes | None]:
