@@ -28,10 +28,9 @@ answers, the error is logged to the ``wsgicache`` logger and counted in
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from secrets import token_hex
-from time import time
+from time import monotonic, sleep, time
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -41,6 +40,7 @@ from . import http
 from .backends import Backend
 from .config import build_backends, middleware_arguments
 from .errors import ConfigurationError, CorruptEntry
+from .fills import Fills
 from .guard import GuardedBackend
 from .keys import KeySpace, key_material, normalize_host
 from .memo import ByteBudgetLru
@@ -63,6 +63,9 @@ TAG_TTL = 29 * 24 * 3600.0
 _FORWARD_STRIPPED = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_RANGE", "HTTP_IF_RANGE")
 
 
+#: Seconds between looks at the backend while another process fills an entry.
+_POLL_INTERVAL = 0.02
+
 _KEY_PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
@@ -74,7 +77,7 @@ def new_generation() -> bytes:
 class _Lookup:
     """What one matched request needs between lookup and store."""
 
-    __slots__ = ("entry_key", "fetched", "guard", "method", "rule", "tag_keys")
+    __slots__ = ("claimed", "entry_key", "fetched", "guard", "locked", "method", "rule", "tag_keys")
 
     def __init__(
         self,
@@ -90,6 +93,8 @@ class _Lookup:
         self.entry_key = entry_key
         self.tag_keys = tag_keys
         self.fetched: dict[str, bytes] = {}
+        self.claimed = False  # holds this process's claim to fill the entry
+        self.locked = False  # holds the fill lock key in the backend
 
 
 class CacheMiddleware:
@@ -109,8 +114,11 @@ class CacheMiddleware:
     :param failure_threshold: consecutive backend failures that open the
         circuit breaker.
     :param retry_after: seconds the breaker stays open before one retry.
-    :param lock_timeout: seconds a refresh lock (stale-while-revalidate)
-        is held at most.
+    :param lock_timeout: seconds a fill lock (in the backend, for requests
+        of other processes) is held at most.
+    :param lock_wait: seconds a request that misses waits for another
+        request already filling the same entry before it calls the
+        application itself; ``0`` turns coalescing off.
     :param decoded_cache_bytes: with an in-process backend (memory), decoded
         entries up to this many bytes in all are kept so a hit skips decoding
         (0 turns it off). The stored bytes are shared with the backend; the
@@ -129,6 +137,7 @@ class CacheMiddleware:
         failure_threshold: int = 5,
         retry_after: float = 10.0,
         lock_timeout: float = 30.0,
+        lock_wait: float = 5.0,
         decoded_cache_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         if not callable(app):
@@ -161,6 +170,11 @@ class CacheMiddleware:
                 raise ConfigurationError(f"{name} must be a positive number of seconds, got {seconds!r}")
         self.max_entry_bytes = max_entry_bytes
         self.lock_timeout = float(lock_timeout)
+        if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)) or lock_wait < 0:
+            raise ConfigurationError(
+                f"lock_wait must be 0 (no coalescing) or a positive number of seconds, got {lock_wait!r}"
+            )
+        self.lock_wait = float(lock_wait)
         self._stats = Stats()
         self.backends = build_backends(backend)
         self._guards = {
@@ -193,8 +207,7 @@ class CacheMiddleware:
         self._ruleset = RuleSet(compiled)
         # entry key -> (stored bytes, decoded entry), for in-process backends
         self._decoded: ByteBudgetLru[str, tuple[bytes, Entry]] = ByteBudgetLru(decoded_cache_bytes)
-        self._refreshing: set[str] = set()
-        self._refreshing_lock = threading.Lock()
+        self._fills = Fills()
         self._header_hit = self._header("HIT")
         self._header_miss = self._header("MISS")
         self._header_stale = self._header("STALE")
@@ -254,13 +267,17 @@ class CacheMiddleware:
             if now < entry.fresh_until:
                 self._stats.incr("hits")
                 return self._serve(environ, start_response, entry, now, self._header_hit)
-            if now < entry.fresh_until + lookup.rule.stale_while_revalidate and not self._begin_refresh(
-                lookup
-            ):
+            if now < entry.fresh_until + lookup.rule.stale_while_revalidate and not self._claim(lookup):
                 self._stats.incr("stale")
                 return self._serve(environ, start_response, entry, now, self._header_stale)
             if now >= entry.fresh_until + lookup.rule.stale_if_error:
                 entry = None
+        if entry is None and self.lock_wait and not lookup.claimed:
+            filled = self._wait_for_fill(lookup)
+            if filled is not None:
+                self._stats.incr("hits")
+                self._stats.incr("coalesced")
+                return self._serve(environ, start_response, filled, time(), self._header_hit)
         self._stats.incr("misses")
         return self._fetch(environ, start_response, lookup, entry)
 
@@ -384,7 +401,7 @@ class CacheMiddleware:
         try:
             app_iter = self.app(app_environ, captured.start_response)
         except Exception:
-            self._end_refresh(lookup)
+            self._release(lookup)
             if stale is None:
                 raise
             return self._serve_stale(environ, start_response, stale, "raised an exception")
@@ -415,7 +432,7 @@ class CacheMiddleware:
         finally:
             if not handed_over:
                 close_iterable(app_iter)
-            self._end_refresh(lookup)
+            self._release(lookup)
 
         headers = captured.headers
         if (
@@ -544,27 +561,70 @@ class CacheMiddleware:
             pairs.append((tag_key, generation))
         return tuple(pairs)
 
-    # -- stale-while-revalidate ------------------------------------------------
+    # -- coalescing ---------------------------------------------------------------
 
-    def _begin_refresh(self, lookup: _Lookup) -> bool:
-        """Whether this request is the one to refresh an expired entry."""
-        key = lookup.entry_key
-        with self._refreshing_lock:
-            if key in self._refreshing:
-                return False
-            self._refreshing.add(key)
-        if lookup.guard.add(lookup.rule.keyspace.lock_key(key), b"1", self.lock_timeout) is False:
-            with self._refreshing_lock:
-                self._refreshing.discard(key)
+    def _claim(self, lookup: _Lookup) -> bool:
+        """Whether this request may fill the entry now (no other request is at it)."""
+        if self._fills.claim(lookup.entry_key) is not None:
             return False
+        lookup.claimed = True
+        if not lookup.guard.backend.shared_between_processes:
+            return True
+        added = lookup.guard.add(lookup.rule.keyspace.lock_key(lookup.entry_key), b"1", self.lock_timeout)
+        if added is False:
+            self._release(lookup)
+            return False
+        lookup.locked = bool(added)
         return True
 
-    def _end_refresh(self, lookup: _Lookup) -> None:
-        key = lookup.entry_key
-        if key in self._refreshing:
-            with self._refreshing_lock:
-                self._refreshing.discard(key)
-            lookup.guard.delete(lookup.rule.keyspace.lock_key(key))
+    def _wait_for_fill(self, lookup: _Lookup) -> Entry | None:
+        """A fresh entry filled by another request meanwhile, or ``None`` to fill it here.
+
+        A request of this process at it: wait for it to finish, then look
+        again (once: if it could not store the response, the waiters all go
+        to the application at once rather than one after the other). A
+        request of another process at it (the backend lock is taken): poll
+        the backend until ``lock_wait`` runs out.
+        """
+        waiting_for = self._fills.claim(lookup.entry_key)
+        if waiting_for is not None:
+            waiting_for.wait(self.lock_wait)
+            return self._look_again(lookup)
+        lookup.claimed = True
+        if not lookup.guard.backend.shared_between_processes:
+            return None
+        lock_key = lookup.rule.keyspace.lock_key(lookup.entry_key)
+        added = lookup.guard.add(lock_key, b"1", self.lock_timeout)
+        if added is not False:
+            lookup.locked = bool(added)
+            return None
+        deadline = monotonic() + self.lock_wait
+        while monotonic() < deadline:
+            sleep(_POLL_INTERVAL)
+            entry = self._look_again(lookup)
+            if entry is not None:
+                self._release(lookup)
+                return entry
+        return None
+
+    def _look_again(self, lookup: _Lookup) -> Entry | None:
+        fetched = lookup.guard.get_many([lookup.entry_key, *lookup.tag_keys])
+        if not fetched:
+            return None
+        lookup.fetched = fetched
+        raw = fetched.get(lookup.entry_key)
+        entry = None if raw is None else self._valid_entry(raw, lookup)
+        if entry is None or time() >= entry.fresh_until:
+            return None
+        return entry
+
+    def _release(self, lookup: _Lookup) -> None:
+        if lookup.locked:
+            lookup.locked = False
+            lookup.guard.delete(lookup.rule.keyspace.lock_key(lookup.entry_key))
+        if lookup.claimed:
+            lookup.claimed = False
+            self._fills.release(lookup.entry_key)
 
     # -- management -------------------------------------------------------------
 

@@ -10,6 +10,7 @@ COUNTERS = (
     "misses",  # looked up, not found (or not usable): the application answered
     "stores",  # entries written
     "stale",  # answered from an expired entry (stale-while-revalidate / -if-error)
+    "coalesced",  # hits that waited for another request filling the entry
     "bypasses",  # matched a rule but the cache was not consulted
     "not_stored",  # responses a rule matched that could not be stored
     "too_large",  # responses over max_entry_bytes, streamed through

@@ -53,6 +53,10 @@ class Backend:
     #: instance may set its own (a larger cluster wants more shards).
     key_shards: int = 1
 
+    #: False for a store private to one process (memory): the middleware then
+    #: coordinates requests within the process only and takes no lock keys.
+    shared_between_processes: ClassVar[bool] = True
+
     #: True when :meth:`get` returns the very ``bytes`` object that
     #: :meth:`set` stored (an in-process store). The middleware then decodes
     #: an entry once and reuses the result while the stored object is the same.

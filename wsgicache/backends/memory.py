@@ -33,6 +33,7 @@ class MemoryBackend(Backend):
     """
 
     returns_stored_object = True
+    shared_between_processes = False
 
     def __init__(
         self,
