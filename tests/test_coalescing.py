@@ -209,3 +209,19 @@ def test_a_real_threaded_server_calls_the_app_once_for_a_cold_page() -> None:
         thread.join(timeout=5)
     assert results == [(200, b"page /p")] * 6
     assert app.calls == 1
+
+
+def test_other_processes_stop_waiting_when_the_filler_stores_nothing(tmp_path: Path) -> None:
+    app = SlowApp(delay=0.3, headers=[("Set-Cookie", "a=1")])
+    url = f"file://{tmp_path}"
+    workers = [CacheMiddleware(app, backend=url, rules=[Rule("/p", timeout=60)]) for _ in range(2)]
+    first = threading.Thread(target=get, args=(workers[0],))
+    first.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert get(workers[1]) == ("MISS", b"page /p")
+    elapsed = time.monotonic() - started
+    first.join()
+    # Waited for the first worker (about 0.2 s more), then called the app: not lock_wait (5 s).
+    assert elapsed < 0.2 + 0.3 + 1.0
+    assert app.calls == 2

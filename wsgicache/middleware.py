@@ -601,15 +601,21 @@ class CacheMiddleware:
         deadline = monotonic() + self.lock_wait
         while monotonic() < deadline:
             sleep(_POLL_INTERVAL)
-            entry = self._look_again(lookup)
+            entry = self._look_again(lookup, lock_key)
             if entry is not None:
                 self._release(lookup)
                 return entry
+            if lock_key not in lookup.fetched:
+                break  # the other process is done and stored nothing (or its lock expired)
         return None
 
-    def _look_again(self, lookup: _Lookup) -> Entry | None:
-        fetched = lookup.guard.get_many([lookup.entry_key, *lookup.tag_keys])
-        if not fetched:
+    def _look_again(self, lookup: _Lookup, lock_key: str | None = None) -> Entry | None:
+        """The entry if it is fresh now; ``lock_key`` is read in the same call."""
+        keys = [lookup.entry_key, *lookup.tag_keys]
+        if lock_key is not None:
+            keys.append(lock_key)
+        fetched = lookup.guard.get_many(keys)
+        if fetched is None:
             return None
         lookup.fetched = fetched
         raw = fetched.get(lookup.entry_key)
