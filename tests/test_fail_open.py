@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from helpers import RecordingApp, cached
+from helpers import RecordingApp, cached, make_environ
 
 from wsgicache import Rule
 from wsgicache.backends.memory import MemoryBackend
+from wsgicache.guard import shard_of
 
 
 class FlakyBackend(MemoryBackend):
@@ -171,3 +172,44 @@ def test_logs_use_the_wsgicache_logger(caplog: pytest.LogCaptureFixture) -> None
     with caplog.at_level(logging.WARNING, logger="wsgicache"):
         client.get("/p")
     assert any(r.name == "wsgicache" and r.levelno == logging.WARNING for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("key", "shard"),
+    [("e:{s3}:abc", "{s3}"), ("t:{s12}:abc", "{s12}"), ("e:abc", ""), ("l:{broken", ""), ("", "")],
+)
+def test_shard_of(key: str, shard: str) -> None:
+    assert shard_of(key) == shard
+
+
+def test_a_failing_shard_opens_only_its_own_circuit() -> None:
+    """Like one dead node of a cluster: the other shards keep hitting."""
+
+    class HalfDead(MemoryBackend):
+        key_shards = 4
+
+        def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+            if keys[0].startswith("e:{s1}"):
+                raise ConnectionError("the node holding shard 1 is down")
+            return super().get_many(keys)
+
+    backend = HalfDead()
+    client, cache = cached(RecordingApp(), [Rule("/p/<int:n>")], backend=backend, failure_threshold=2)
+    pages = range(40)
+    for n in pages:
+        client.get(f"/p/{n}")
+    shard_of_page = {}
+    for n in pages:
+        lookup = cache._match(make_environ(f"/p/{n}"))
+        assert lookup and not isinstance(lookup, bool)
+        shard_of_page[n] = shard_of(lookup.entry_key)
+    dead = [n for n in pages if shard_of_page[n] == "{s1}"]
+    alive = [n for n in pages if shard_of_page[n] != "{s1}"]
+    assert dead and alive
+    for _ in range(3):
+        for n in dead:
+            assert client.get(f"/p/{n}").headers["X-Cache"] == "BYPASS"
+        for n in alive:
+            assert client.get(f"/p/{n}").headers["X-Cache"] == "HIT"
+    stats = cache.stats()
+    assert stats["skipped"] >= len(dead) * 3 - 2 * 2  # after 2 failures that shard is skipped

@@ -1,9 +1,14 @@
 """Fail-open access to a backend: errors are logged and counted, never raised.
 
-After ``failure_threshold`` consecutive failures the circuit opens: for
+After ``failure_threshold`` consecutive failures a circuit opens: for
 ``retry_after`` seconds no call reaches the backend (requests go straight to
 the application) so that a dead or hanging store is not waited on by every
 request. Then one call is let through; success closes the circuit.
+
+There is one circuit per shard of the key space (the ``{sN}`` hash tag of
+keys on a backend with ``key_shards > 1``): when one node of a Redis Cluster
+or one of several memcached servers is down, only the shards it holds are
+skipped, and the others keep hitting.
 """
 
 from __future__ import annotations
@@ -17,6 +22,23 @@ from .backends.base import Backend
 from .stats import Stats
 
 logger = logging.getLogger("wsgicache")
+
+
+class _Circuit:
+    __slots__ = ("failures", "open_until")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.open_until = 0.0
+
+
+def shard_of(key: str) -> str:
+    """The shard marker of a middleware key (``"{s3}"`` of ``"e:{s3}:..."``), or ``""``."""
+    if key[2:3] == "{":
+        end = key.find("}", 3)
+        if end != -1:
+            return key[2 : end + 1]
+    return ""
 
 
 class GuardedBackend:
@@ -36,58 +58,70 @@ class GuardedBackend:
         self.stats = stats
         self.failure_threshold = failure_threshold
         self.retry_after = retry_after
-        self._failures = 0
-        self._open_until = 0.0
+        self._circuits: dict[str, _Circuit] = {}
         self._lock = threading.Lock()
 
-    @property
-    def available(self) -> bool:
-        """False while the circuit is open (calls would be skipped)."""
-        if not self._open_until:
+    def _circuit(self, key: str) -> _Circuit:
+        shard = shard_of(key)
+        circuit = self._circuits.get(shard)
+        if circuit is None:
+            with self._lock:
+                circuit = self._circuits.setdefault(shard, _Circuit())
+        return circuit
+
+    def available(self, key: str) -> bool:
+        """False while the circuit of ``key``'s shard is open (the call would be skipped)."""
+        circuit = self._circuit(key)
+        if not circuit.open_until:
             return True
         with self._lock:
-            if monotonic() >= self._open_until:
+            if monotonic() >= circuit.open_until:
                 # Half-open: let this caller try; others keep skipping until it reports.
-                self._open_until = monotonic() + self.retry_after
+                circuit.open_until = monotonic() + self.retry_after
                 return True
         self.stats.incr("skipped")
         return False
 
-    def _succeeded(self) -> None:
-        if self._failures or self._open_until:
+    def _succeeded(self, key: str) -> None:
+        circuit = self._circuit(key)
+        if circuit.failures or circuit.open_until:
             with self._lock:
-                if self._open_until:
-                    logger.warning("wsgicache: backend %r is answering again", self.alias)
-                self._failures = 0
-                self._open_until = 0.0
+                if circuit.open_until:
+                    logger.warning("wsgicache: backend %r%s is answering again", self.alias, _where(key))
+                circuit.failures = 0
+                circuit.open_until = 0.0
 
-    def _failed(self, operation: str, exc: BaseException) -> None:
+    def _failed(self, operation: str, exc: BaseException, key: str) -> None:
         self.stats.incr("errors")
+        circuit = self._circuit(key)
         with self._lock:
-            self._failures += 1
-            opened = self._failures >= self.failure_threshold and (
-                not self._open_until or self._failures == self.failure_threshold
+            circuit.failures += 1
+            failures = circuit.failures
+            opened = failures >= self.failure_threshold and (
+                not circuit.open_until or failures == self.failure_threshold
             )
             if opened:
-                self._open_until = monotonic() + self.retry_after
+                circuit.open_until = monotonic() + self.retry_after
         logger.warning(
-            "wsgicache: backend %r failed on %s: %s: %s",
+            "wsgicache: backend %r%s failed on %s: %s: %s",
             self.alias,
+            _where(key),
             operation,
             type(exc).__name__,
             exc,
         )
         if opened:
             logger.error(
-                "wsgicache: backend %r failed %d times in a row; not used for %g s",
+                "wsgicache: backend %r%s failed %d times in a row; not used for %g s",
                 self.alias,
-                self._failures,
+                _where(key),
+                failures,
                 self.retry_after,
             )
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes] | None:
         """The values found, or ``None`` when the backend could not be asked."""
-        if not self.available:
+        if not self.available(keys[0]):
             return None
         try:
             if len(keys) == 1:
@@ -96,9 +130,9 @@ class GuardedBackend:
             else:
                 found = self.backend.get_many(keys)
         except Exception as exc:
-            self._failed("get", exc)
+            self._failed("get", exc, keys[0])
             return None
-        self._succeeded()
+        self._succeeded(keys[0])
         return found
 
     def set(self, key: str, value: bytes, ttl: float, *, force: bool = False) -> bool | None:
@@ -106,44 +140,49 @@ class GuardedBackend:
 
         ``force`` tries even while the circuit is open.
         """
-        if not force and not self.available:
+        if not force and not self.available(key):
             return None
         try:
             stored = self.backend.set(key, value, ttl)
         except Exception as exc:
-            self._failed("set", exc)
+            self._failed("set", exc, key)
             return None
-        self._succeeded()
+        self._succeeded(key)
         return stored is not False
 
     def add(self, key: str, value: bytes, ttl: float) -> bool | None:
         """Whether the key was added; ``None`` when the backend could not be asked."""
-        if not self.available:
+        if not self.available(key):
             return None
         try:
             added = self.backend.add(key, value, ttl)
         except Exception as exc:
-            self._failed("add", exc)
+            self._failed("add", exc, key)
             return None
-        self._succeeded()
+        self._succeeded(key)
         return bool(added)
 
     def delete(self, key: str, *, force: bool = False) -> bool:
-        if not force and not self.available:
+        if not force and not self.available(key):
             return False
         try:
             self.backend.delete(key)
         except Exception as exc:
-            self._failed("delete", exc)
+            self._failed("delete", exc, key)
             return False
-        self._succeeded()
+        self._succeeded(key)
         return True
 
     def clear(self) -> bool:
         try:
             self.backend.clear()
         except Exception as exc:
-            self._failed("clear", exc)
+            self._failed("clear", exc, "")
             return False
-        self._succeeded()
+        self._succeeded("")
         return True
+
+
+def _where(key: str) -> str:
+    shard = shard_of(key)
+    return f" (shard {shard})" if shard else ""
