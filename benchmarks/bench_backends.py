@@ -58,8 +58,6 @@ import gc
 import importlib.util
 import itertools
 import json
-import os
-import platform
 import re
 import shutil
 import statistics
@@ -80,6 +78,7 @@ from bench_hit import (  # noqa: E402
     BenchError,
     Counter,
     Recorder,
+    machine,
     make_environ,
     package_version,
     parse_args,
@@ -654,13 +653,7 @@ def summarize(
 
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         "versions": {
             name: package_version(name)
             for name in (

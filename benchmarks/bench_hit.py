@@ -449,13 +449,7 @@ def summarize(contenders: list[Contender], args: argparse.Namespace) -> dict[str
 
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         "versions": {
             name: package_version(name)
             for name in ("wsgicache", "Werkzeug", "Flask", "Flask-Caching", "Django")
@@ -534,6 +528,17 @@ def print_table(summary: dict[str, Any]) -> None:
 
 
 # -- main ----------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }
 
 
 def parse_args(argv: list[str] | None, description: str | None = __doc__) -> argparse.Namespace:

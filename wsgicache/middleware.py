@@ -256,13 +256,10 @@ class CacheMiddleware:
             return self._pass(environ, start_response)
 
         now = time()
-        fetched = lookup.guard.get_many([lookup.entry_key, *lookup.tag_keys])
-        if fetched is None:
+        answered, entry = self._read_entry(lookup)
+        if not answered:
             self._stats.incr("bypasses")
             return self._pass(environ, start_response)
-        lookup.fetched = fetched
-        raw = fetched.get(lookup.entry_key)
-        entry = None if raw is None else self._valid_entry(raw, lookup)
         if entry is not None:
             if now < entry.fresh_until:
                 self._stats.incr("hits")
@@ -325,9 +322,26 @@ class CacheMiddleware:
         tag_keys = [keyspace.path_tag_key(path, shard)]
         if custom_key is not None:
             tag_keys.append(keyspace.custom_key_tag_key(custom_key, shard))
-        if rule.tag_templates or rule.tag_functions or rule.tag_function is not None:
+        if rule.has_tags:
             tag_keys.extend(keyspace.tag_key(tag, shard) for tag in rule.tags_for(environ, values))
         return _Lookup(rule, self._guards[rule.backend_alias], method, entry_key, tag_keys)
+
+    def _read_entry(self, lookup: _Lookup, extra_key: str | None = None) -> tuple[bool, Entry | None]:
+        """One backend call for the entry, its tag generations (and ``extra_key``).
+
+        Returns whether the backend answered, and the entry if it is stored
+        and its tags still hold (fresh or not). ``lookup.fetched`` keeps what
+        the backend returned.
+        """
+        keys = [lookup.entry_key, *lookup.tag_keys]
+        if extra_key is not None:
+            keys.append(extra_key)
+        fetched = lookup.guard.get_many(keys)
+        if fetched is None:
+            return False, None
+        lookup.fetched = fetched
+        raw = fetched.get(lookup.entry_key)
+        return True, None if raw is None else self._valid_entry(raw, lookup)
 
     def _valid_entry(self, raw: bytes, lookup: _Lookup) -> Entry | None:
         remembered = self._decoded.get(lookup.entry_key)
@@ -611,15 +625,7 @@ class CacheMiddleware:
 
     def _look_again(self, lookup: _Lookup, lock_key: str | None = None) -> Entry | None:
         """The entry if it is fresh now; ``lock_key`` is read in the same call."""
-        keys = [lookup.entry_key, *lookup.tag_keys]
-        if lock_key is not None:
-            keys.append(lock_key)
-        fetched = lookup.guard.get_many(keys)
-        if fetched is None:
-            return None
-        lookup.fetched = fetched
-        raw = fetched.get(lookup.entry_key)
-        entry = None if raw is None else self._valid_entry(raw, lookup)
+        _, entry = self._read_entry(lookup, lock_key)
         if entry is None or time() >= entry.fresh_until:
             return None
         return entry

@@ -315,6 +315,7 @@ class CompiledRule:
             self.tag_templates = tuple(t for t in rule.tags if isinstance(t, str))
             self.tag_functions = tuple(t for t in rule.tags if not isinstance(t, str))
         self.key_method_from_request = bool(rule.methods - {"GET", "HEAD"})
+        self.has_tags = bool(self.tag_templates or self.tag_functions or self.tag_function is not None)
 
     def match(self, host: str, path: str, method: str) -> dict[str, Any] | None:
         """URL values if this rule matches, else ``None``."""
