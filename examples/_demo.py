@@ -13,13 +13,17 @@ Every example ends with ``sys.exit(run(app, demo=[...]))``. :func:`run`
    expected); otherwise keeps serving and prints a line per request until
    Ctrl-C.
 
-``--port 0`` lets the operating system pick a free port (the tests use it).
+``--port 0`` lets the operating system pick a free port (the tests use it). A
+port that is taken (or needs privileges) gives a one-line hint on stderr and
+exit status 2, not a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import http.client
+import os
 import queue
 import sys
 import threading
@@ -149,7 +153,14 @@ def make_parser(description: str | None) -> argparse.ArgumentParser:
 def run(app: WSGIApp, demo: Sequence[DemoRequest], *, port: int = 8000, once: bool = False) -> int:
     """Serve ``app`` on 127.0.0.1, send the ``demo`` requests, then serve on (see the module doc)."""
     timings: queue.Queue[Timing] = queue.Queue()
-    server = create_server(TimingMiddleware(app, timings.put), host=HOST, port=port, threads=4)
+    try:
+        server = create_server(TimingMiddleware(app, timings.put), host=HOST, port=port, threads=4)
+    except OSError as error:
+        if error.errno not in (errno.EADDRINUSE, errno.EACCES):
+            raise
+        problem = "is in use" if error.errno == errno.EADDRINUSE else "needs privileges"
+        print(f"{os.path.basename(sys.argv[0])}: port {port} {problem}; pass --port N", file=sys.stderr)
+        return 2
     port = server.effective_port
     threading.Thread(target=server.run, name="waitress", daemon=True).start()
     print(f"Serving on http://{HOST}:{port}/", flush=True)

@@ -3,6 +3,9 @@
     python examples/flask_blog.py            # demo requests, then serve on http://127.0.0.1:8000
     python examples/flask_blog.py --once     # demo requests, then exit
 
+    # several processes, from the root of the checkout, sharing one Redis:
+    WSGICACHE_BACKEND=redis://127.0.0.1:6379/0 gunicorn -w 4 examples.flask_blog:app
+
 ``/recent_posts`` shows the 10 newest of 5,000 posts with their comment
 counts, read from a real SQLite database by a deliberately slow query: the
 comments table has no index on ``post_id`` and the posts are sorted on a
@@ -10,12 +13,22 @@ computed expression, so every uncached request does tens of milliseconds
 of real work. The cache answers the following requests in microseconds,
 until ``POST /posts`` adds a post and invalidates the ``posts`` tag.
 
-The database is created next to this file on first run (``--db`` to put it
-elsewhere).
+Environment:
+
+- ``WSGICACHE_BACKEND``: the cache backend URL (default ``memory://``). With
+  several worker processes use a shared backend (``redis://...``,
+  ``memcached://...``): with ``memory://`` each worker has its own cache, and
+  a new post invalidates only the cache of the worker that received it (the
+  others show the old list until their entry expires, up to 300 s).
+- ``BLOG_DATABASE``: the SQLite file (default ``blog.sqlite3`` next to this
+  file). It is created, once, when the module is imported (by gunicorn's
+  workers, say), or by ``python examples/flask_blog.py`` (``--db`` to put
+  it elsewhere).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
@@ -23,13 +36,12 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from _demo import DemoRequest, make_parser, run
 from flask import Flask, abort, current_app, g, render_template_string, request
 
 from wsgicache import CacheMiddleware, Rule
 
 app = Flask(__name__)
-app.config["DATABASE"] = str(Path(__file__).with_name("blog.sqlite3"))
+app.config["DATABASE"] = os.environ.get("BLOG_DATABASE") or str(Path(__file__).with_name("blog.sqlite3"))
 
 
 # -- the database -------------------------------------------------------------
@@ -71,30 +83,38 @@ def create_database(path: Path, posts: int = 5000, comments_per_post: int = 10) 
     rng = random.Random(42)
     start = datetime(2020, 1, 1, tzinfo=timezone.utc)
     building = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with sqlite3.connect(building) as db:
-        db.executescript(SCHEMA)
-        db.executemany(
-            "INSERT INTO posts VALUES (?, ?, ?, ?, ?)",
-            (
+    try:
+        with sqlite3.connect(building) as db:
+            db.executescript(SCHEMA)
+            db.executemany(
+                "INSERT INTO posts VALUES (?, ?, ?, ?, ?)",
                 (
-                    n,
-                    " ".join(rng.choices(WORDS, k=5)).capitalize(),
-                    rng.choice(["ana", "bo", "chen", "dora"]),
-                    (start + timedelta(hours=n, minutes=rng.randrange(60))).strftime("%Y-%m-%d %H:%M:%S"),
-                    " ".join(rng.choices(WORDS, k=80)),
-                )
-                for n in range(1, posts + 1)
-            ),
-        )
-        db.executemany(
-            "INSERT INTO comments (post_id, author, body) VALUES (?, ?, ?)",
-            (
-                (rng.randint(1, posts), "reader", " ".join(rng.choices(WORDS, k=12)))
-                for _ in range(posts * comments_per_post)
-            ),
-        )
-    db.close()
-    os.replace(building, path)  # atomic: a concurrent run never sees half a database
+                    (
+                        n,
+                        " ".join(rng.choices(WORDS, k=5)).capitalize(),
+                        rng.choice(["ana", "bo", "chen", "dora"]),
+                        (start + timedelta(hours=n, minutes=rng.randrange(60))).strftime("%Y-%m-%d %H:%M:%S"),
+                        " ".join(rng.choices(WORDS, k=80)),
+                    )
+                    for n in range(1, posts + 1)
+                ),
+            )
+            db.executemany(
+                "INSERT INTO comments (post_id, author, body) VALUES (?, ?, ?)",
+                (
+                    (rng.randint(1, posts), "reader", " ".join(rng.choices(WORDS, k=12)))
+                    for _ in range(posts * comments_per_post)
+                ),
+            )
+        db.close()
+        # Several workers importing this module at once each build a copy; the
+        # first to link its copy wins, and a database in use is never replaced
+        # (a concurrent run never sees half a database either).
+        with contextlib.suppress(FileExistsError):
+            os.link(building, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(building)
 
 
 def get_db() -> sqlite3.Connection:
@@ -164,7 +184,7 @@ def admin_stats() -> dict[str, float]:
 
 cache = CacheMiddleware(
     app.wsgi_app,
-    backend="memory://",
+    backend=os.environ.get("WSGICACHE_BACKEND", "memory://"),  # memory://: one cache per process
     rules=[
         Rule("/admin/<path:rest>", cache=False),  # always passed straight to Flask
         Rule("/recent_posts", timeout=300, tags=["posts"]),
@@ -173,24 +193,30 @@ cache = CacheMiddleware(
 )
 app.wsgi_app = cache  # type: ignore[method-assign]
 
-DEMO = [
-    DemoRequest("GET", "/recent_posts", expect="MISS"),
-    DemoRequest("GET", "/recent_posts", expect="HIT"),
-    DemoRequest("GET", "/recent_posts", expect="HIT"),
-    DemoRequest("POST", "/posts", form={"title": "Hello from the demo", "body": "A new post."}),
-    DemoRequest("GET", "/recent_posts", expect="MISS"),
-    DemoRequest("GET", "/recent_posts", expect="HIT"),
-    DemoRequest("GET", "/admin/stats", expect="BYPASS"),
-]
+if __name__ != "__main__":
+    # Imported by a WSGI server (gunicorn, waitress-serve, ...): ready to serve.
+    # Run as a script, main() creates it, where --db says.
+    create_database(Path(app.config["DATABASE"]))
 
 
 def main() -> int:
+    from _demo import DemoRequest, make_parser, run  # the demo's own plumbing (waitress)
+
+    demo = [
+        DemoRequest("GET", "/recent_posts", expect="MISS"),
+        DemoRequest("GET", "/recent_posts", expect="HIT"),
+        DemoRequest("GET", "/recent_posts", expect="HIT"),
+        DemoRequest("POST", "/posts", form={"title": "Hello from the demo", "body": "A new post."}),
+        DemoRequest("GET", "/recent_posts", expect="MISS"),
+        DemoRequest("GET", "/recent_posts", expect="HIT"),
+        DemoRequest("GET", "/admin/stats", expect="BYPASS"),
+    ]
     parser = make_parser(__doc__)
     parser.add_argument("--db", type=Path, default=Path(app.config["DATABASE"]), help="SQLite file")
     args = parser.parse_args()
     create_database(args.db)
     app.config["DATABASE"] = str(args.db)
-    return run(app, DEMO, port=args.port, once=args.once)
+    return run(app, demo, port=args.port, once=args.once)
 
 
 if __name__ == "__main__":
