@@ -74,6 +74,8 @@ def flip(data: bytes, index: int) -> bytes:
         flip(GOOD, 50),  # metadata byte flipped: checksum
         flip(GOOD, len(GOOD) - len(b"body bytes") - 3),  # flip inside the meta text
         GOOD[:28] + struct.pack(">H", 7) + GOOD[30:],  # wrong header count
+        flip(GOOD, len(GOOD) - 1),  # last body byte flipped
+        GOOD[: -len(b"body bytes")] + b"BODY BYTES",  # body replaced, same length
     ],
     ids=[
         "empty",
@@ -87,6 +89,8 @@ def flip(data: bytes, index: int) -> bytes:
         "flip-meta",
         "flip-meta-text",
         "header-count",
+        "flip-body",
+        "replace-body",
     ],
 )
 def test_corrupt_values_raise_corrupt_entry(raw: bytes) -> None:

@@ -1,18 +1,19 @@
 """The binary format of a stored response (no pickle, versioned).
 
-Layout of format version 1 (integers big-endian)::
+Layout of format version 2 (integers big-endian)::
 
     "WC"  version:u8  flags:u8
     stored_at:f64  fresh_until:f64  stale_until:f64      (Unix time, seconds)
-    n_headers:u16  n_tags:u16  meta_len:u32  body_len:u32  meta_crc32:u32
+    n_headers:u16  n_tags:u16  meta_len:u32  body_len:u32  crc32:u32
     meta: latin-1 text, lines joined by "\n":
         the status line                       "200 OK"
         n_headers header lines                "Content-Type:text/html"
         n_tags tag lines                      "<generation key> <generation>"
     body
 
-``meta_crc32`` covers the meta text; the body is checked by its exact
-length. Anything that does not match this layout raises
+``crc32`` covers the meta text and the body, so a value changed in the
+store (a flipped bit, a truncated or overwritten body) is caught, not
+served. Anything that does not match this layout raises
 :class:`~wsgicache.errors.CorruptEntry`: the middleware then treats the
 value as a miss and deletes it. A future format gets a new version number;
 values of other versions are misses too.
@@ -25,7 +26,7 @@ from zlib import crc32
 
 from .errors import CorruptEntry
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"WC"
 _HEAD = struct.Struct(">2sBBdddHHIII")
 _HEAD_SIZE = _HEAD.size
@@ -89,7 +90,7 @@ def encode(entry: Entry) -> bytes:
         len(entry.tags),
         len(meta),
         len(entry.body),
-        crc32(meta),
+        crc32(entry.body, crc32(meta)),
     )
     return b"".join((head, meta, entry.body))
 
@@ -108,7 +109,7 @@ def decode(data: bytes) -> Entry:
             n_tags,
             meta_len,
             body_len,
-            meta_crc,
+            checksum,
         ) = _HEAD.unpack_from(data)
     except (struct.error, TypeError) as exc:
         raise CorruptEntry(f"truncated header: {exc}") from None
@@ -118,7 +119,8 @@ def decode(data: bytes) -> Entry:
     if body_start + body_len != len(data):
         raise CorruptEntry(f"length mismatch: expected {body_start + body_len} bytes, got {len(data)}")
     meta = data[_HEAD_SIZE:body_start]
-    if crc32(meta) != meta_crc:
+    body = data[body_start:]
+    if crc32(body, crc32(meta)) != checksum:
         raise CorruptEntry("checksum mismatch")
     lines = meta.decode("latin-1").split("\n")
     if len(lines) != 1 + n_headers + n_tags:
@@ -134,7 +136,7 @@ def decode(data: bytes) -> Entry:
     return Entry(
         lines[0],
         headers,
-        data[body_start:],
+        body,
         stored_at=stored_at,
         fresh_until=fresh_until,
         stale_until=stale_until,
