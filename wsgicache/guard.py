@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from time import monotonic
 
 from .backends.base import Backend
+from .backends.memory import MemoryBackend
 from .stats import Stats
 
 logger = logging.getLogger("wsgicache")
@@ -59,6 +60,9 @@ class GuardedBackend:
         self.failure_threshold = failure_threshold
         self.retry_after = retry_after
         self._circuits: dict[str, _Circuit] = {}
+        # The built-in memory backend returns only bytes, only for the keys
+        # asked: its answers skip the check (it is on every hit's path).
+        self._trusted = type(backend) is MemoryBackend
         self._lock = threading.Lock()
 
     def _circuit(self, key: str) -> _Circuit:
@@ -120,20 +124,64 @@ class GuardedBackend:
             )
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes] | None:
-        """The values found, or ``None`` when the backend could not be asked."""
+        """The values found, or ``None`` when the backend could not be asked.
+
+        The answer is checked against the contract: only ``bytes`` values
+        (``bytearray`` and ``memoryview`` are converted) of keys that were
+        asked for are kept. Anything else is logged, counted as an error and
+        dropped, so that it is a miss; an answer that is not a mapping at all
+        counts as "nothing found".
+        """
         if not self.available(keys[0]):
             return None
         try:
             if len(keys) == 1:
                 value = self.backend.get(keys[0])
-                found = {} if value is None else {keys[0]: value}
-            else:
+                if value is None:
+                    found = {}
+                elif type(value) is bytes:
+                    found = {keys[0]: value}
+                else:
+                    found = self._usable({keys[0]: value}, keys, "get")
+            elif self._trusted:
                 found = self.backend.get_many(keys)
+            else:
+                found = self._usable(self.backend.get_many(keys), keys, "get_many")
         except Exception as exc:
             self._failed("get", exc, keys[0])
             return None
         self._succeeded(keys[0])
         return found
+
+    def _usable(self, answer: object, keys: Sequence[str], operation: str) -> dict[str, bytes]:
+        """The ``bytes`` values of ``keys`` in a backend's answer; wrong types are reported."""
+        if not isinstance(answer, Mapping):
+            self._wrong_type(operation, f"a {type(answer).__name__} instead of a dict", keys[0])
+            return {}
+        found: dict[str, bytes] = {}
+        for key in keys:
+            value = answer.get(key)
+            if value is None:
+                continue
+            if type(value) is not bytes:
+                if not isinstance(value, (bytes, bytearray, memoryview)):
+                    self._wrong_type(operation, f"a {type(value).__name__} value instead of bytes", key)
+                    continue
+                value = bytes(value)
+            found[key] = value
+        return found
+
+    def _wrong_type(self, operation: str, what: str, key: str) -> None:
+        """A backend answered outside its contract: count it as an error and log it."""
+        self.stats.incr("errors")
+        logger.warning(
+            "wsgicache: backend %r%s answered %s with %s; treated as a miss "
+            "(a backend returns bytes values, see wsgicache.backends.Backend)",
+            self.alias,
+            _where(key),
+            operation,
+            what,
+        )
 
     def set(self, key: str, value: bytes, ttl: float, *, force: bool = False) -> bool | None:
         """Whether the value was stored; ``None`` when the backend could not be asked.
@@ -155,12 +203,15 @@ class GuardedBackend:
         if not self.available(key):
             return None
         try:
-            added = self.backend.add(key, value, ttl)
+            added: object = self.backend.add(key, value, ttl)
         except Exception as exc:
             self._failed("add", exc, key)
             return None
         self._succeeded(key)
-        return bool(added)
+        if type(added) is not bool:
+            self._wrong_type("add", f"a {type(added).__name__} instead of True or False", key)
+            return None
+        return added
 
     def delete(self, key: str, *, force: bool = False) -> bool:
         if not force and not self.available(key):

@@ -6,16 +6,37 @@ is table-tested. Header parsing and dates are werkzeug's.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from werkzeug.datastructures import ResponseCacheControl
 from werkzeug.http import (
-    is_resource_modified,
     parse_cache_control_header,
     parse_date,
+    parse_etags,
     parse_set_header,
+    unquote_etag,
 )
+
+#: Why a response was not stored (see :func:`why_not_storable` and the middleware).
+NotStoredReason = Literal[
+    "status",  # not in the rule's statuses
+    "partial",  # 206, 304 or Content-Range: never a whole representation
+    "set-cookie",
+    "no-store",
+    "private",
+    "vary-star",
+    "vary",  # Vary names a header the key does not hold
+    "error",  # the application reported an error through exc_info
+    "too_large",  # over max_entry_bytes
+    "length",  # body shorter or longer than its Content-Length
+    "lifetime",  # no positive freshness lifetime
+    "backend",  # the backend could not be asked or declined the value
+]
+
+#: Statuses that never describe a whole, reusable representation.
+_NEVER_STORED_STATUSES = frozenset({206, 304})
 
 #: Headers kept on a ``304 Not Modified`` answered from the cache (RFC 9110, 15.4.5).
 NOT_MODIFIED_HEADERS = frozenset(
@@ -67,7 +88,7 @@ def why_not_storable(
     vary: frozenset[str],
     varies_on_cookies: bool,
     allow_set_cookie: bool = False,
-) -> str | None:
+) -> NotStoredReason | None:
     """Why a response may not be stored, or ``None`` if it may.
 
     ``vary`` holds the lower-cased request headers that are part of the
@@ -75,9 +96,12 @@ def why_not_storable(
     the response unstorable, since serving it to requests that differ in
     that header could hand one client's variant to another.
     """
-    if status_code(status) not in statuses:
-        return "status"
+    code = status_code(status)
     headers = list(headers)
+    if code in _NEVER_STORED_STATUSES or header_value(headers, "content-range") is not None:
+        return "partial"
+    if code not in statuses:
+        return "status"
     if not allow_set_cookie and header_value(headers, "set-cookie") is not None:
         return "set-cookie"
     cache_control = response_cache_control(headers)
@@ -140,23 +164,96 @@ def storable_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]
     return [(name, value) for name, value in headers if name.lower() not in UNSTORED_HEADERS]
 
 
-def is_conditional(environ: Mapping[str, Any]) -> bool:
-    """Whether the request is a conditional ``GET``/``HEAD`` the cache may answer ``304``."""
-    return ("HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ) and environ.get(
-        "REQUEST_METHOD"
-    ) in ("GET", "HEAD")
+class Precondition(enum.Enum):
+    """What the preconditions of a request make of a stored response."""
+
+    SERVE = "serve"  # no precondition applies, or all hold: send the response
+    NOT_MODIFIED = "not_modified"  # 304
+    FAILED = "failed"  # 412
 
 
-def not_modified(environ: Mapping[str, Any], headers: Iterable[tuple[str, str]]) -> bool:
-    """Whether a conditional GET/HEAD can be answered ``304`` from these stored headers."""
+#: Environ keys of the precondition headers (RFC 9110, section 13.1).
+PRECONDITION_HEADERS = (
+    "HTTP_IF_MATCH",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_UNMODIFIED_SINCE",
+)
+
+
+def has_preconditions(environ: Mapping[str, Any]) -> bool:
+    """Whether the request carries any precondition header."""
+    return any(name in environ for name in PRECONDITION_HEADERS)
+
+
+def evaluate_preconditions(
+    environ: Mapping[str, Any], status: str, headers: Iterable[tuple[str, str]]
+) -> Precondition:
+    """Evaluate a request's preconditions against a response, as RFC 9110 section 13.2.2 orders.
+
+    1. ``If-Match`` (strong comparison); false: 412.
+    2. Without ``If-Match``, ``If-Unmodified-Since``; false: 412.
+    3. ``If-None-Match`` (weak comparison); false: 304 for GET and HEAD, else 412.
+    4. For GET and HEAD without ``If-None-Match``, ``If-Modified-Since``; false: 304.
+
+    Preconditions are ignored when the response is not a 2xx (section
+    13.2.1): a stored 404 stays a 404. ``Range`` and ``If-Range`` are not
+    evaluated; the full response is sent.
+    """
+    if not 200 <= status_code(status) < 300 or not has_preconditions(environ):
+        return Precondition.SERVE
     headers = list(headers)
+    method = environ.get("REQUEST_METHOD", "GET")
     etag = header_value(headers, "etag")
-    last_modified = header_value(headers, "last-modified")
-    if etag is None and last_modified is None:
+    last_modified = _timestamp(header_value(headers, "last-modified"))
+
+    if_match = environ.get("HTTP_IF_MATCH")
+    if if_match is not None:
+        if not _strong_match(if_match, etag):
+            return Precondition.FAILED
+    else:
+        since = _timestamp(environ.get("HTTP_IF_UNMODIFIED_SINCE"))
+        if since is not None and last_modified is not None and last_modified > since:
+            return Precondition.FAILED
+
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        if _weak_match(if_none_match, etag):
+            return Precondition.NOT_MODIFIED if method in ("GET", "HEAD") else Precondition.FAILED
+    elif method in ("GET", "HEAD"):
+        since = _timestamp(environ.get("HTTP_IF_MODIFIED_SINCE"))
+        if since is not None and last_modified is not None and last_modified <= since:
+            return Precondition.NOT_MODIFIED
+    return Precondition.SERVE
+
+
+def _timestamp(value: str | None) -> int | None:
+    if value is None:
+        return None
+    parsed = parse_date(value)
+    return None if parsed is None else int(parsed.timestamp())
+
+
+def _strong_match(field: str, etag: str | None) -> bool:
+    """``If-Match``: ``*`` or a listed tag equal to the (strong) ``etag``."""
+    etags = parse_etags(field)
+    if etags.star_tag:
+        return True
+    if etag is None:
         return False
-    return not is_resource_modified(
-        dict(environ), etag=etag, last_modified=last_modified, ignore_if_range=True
-    )
+    value, weak = unquote_etag(etag)
+    return not weak and etags.is_strong(value)
+
+
+def _weak_match(field: str, etag: str | None) -> bool:
+    """``If-None-Match``: ``*`` or a listed tag equal to ``etag``, ignoring ``W/``."""
+    etags = parse_etags(field)
+    if etags.star_tag:
+        return True
+    if etag is None:
+        return False
+    value, _ = unquote_etag(etag)
+    return etags.contains_weak(value)
 
 
 def not_modified_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -27,22 +27,24 @@ answers, the error is logged to the ``wsgicache`` logger and counted in
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from hashlib import blake2b
+from io import BytesIO
 from secrets import token_hex
 from time import monotonic, sleep, time
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from werkzeug.http import parse_cookie
-
-from . import http
+from . import checks, http
 from .backends import Backend
+from .backends.base import check_default_timeout
 from .config import build_backends, middleware_arguments
 from .errors import ConfigurationError, CorruptEntry
 from .fills import Fills
 from .guard import GuardedBackend
-from .keys import KeySpace, key_material, normalize_host
+from .keys import METHOD_OVERRIDE_HEADERS, KeySpace, cookie_values, key_material, request_host
 from .memo import ByteBudgetLru
 from .response import CapturedResponse, StartResponse, StreamingBody, close_iterable
 from .rules import CompiledRule, Rule, RuleSet
@@ -59,8 +61,13 @@ TAG_TTL = 29 * 24 * 3600.0
 
 #: Request headers removed when a cacheable miss is forwarded, so that the
 #: application returns the full response that is stored; the middleware
-#: then answers the client's own conditional request itself.
-_FORWARD_STRIPPED = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_RANGE", "HTTP_IF_RANGE")
+#: then evaluates the client's own preconditions itself.
+_FORWARD_STRIPPED = frozenset({*http.PRECONDITION_HEADERS, "HTTP_RANGE", "HTTP_IF_RANGE"})
+
+#: Methods that never change state (RFC 9110, section 9.2.1).
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+_METHOD_OVERRIDES = frozenset(METHOD_OVERRIDE_HEADERS)
 
 
 #: Seconds between looks at the backend while another process fills an entry.
@@ -72,6 +79,31 @@ _KEY_PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW
 def new_generation() -> bytes:
     """A fresh, unguessable tag generation (ASCII, no spaces)."""
     return token_hex(8).encode("ascii")
+
+
+class Bypass(enum.Enum):
+    """Why a request a rule matched is answered by the application, uncached."""
+
+    EXCLUDED = "excluded"  # Rule(cache=False)
+    UNLESS = "unless"  # the rule's unless(environ) was true
+    AUTHORIZATION = "authorization"  # Authorization header, rule does not allow it
+    REMOTE_USER = "remote_user"  # REMOTE_USER set, rule does not allow it
+    INVALID_HOST = "invalid_host"  # Host that is not a valid host name
+    METHOD_OVERRIDE = "method_override"  # X-HTTP-Method-Override and friends, or ?_method=
+    REQUEST_BODY = "request_body"  # body on GET/HEAD, chunked, over max_body_bytes, or cut short
+    AMBIGUOUS_COOKIE = "ambiguous_cookie"  # a vary_cookies name twice or after a comma
+    PRECONDITION = "precondition"  # If-Match & co. on a cached method other than GET/HEAD
+    BACKEND = "backend"  # the backend could not be asked
+
+
+class _Unsafe:
+    """A request that may change state: passed on, and invalidating its URL on success."""
+
+    __slots__ = ("aliases", "bypass")
+
+    def __init__(self, aliases: list[str], bypass: Bypass | None) -> None:
+        self.aliases = aliases  # backends whose rules may hold entries of the URL
+        self.bypass = bypass  # why a matching rule did not cache it (BYPASS header), if one matched
 
 
 class _Lookup:
@@ -119,6 +151,8 @@ class CacheMiddleware:
     :param lock_wait: seconds a request that misses waits for another
         request already filling the same entry before it calls the
         application itself; ``0`` turns coalescing off.
+    :param max_body_bytes: a rule caching a method with a body (``POST``)
+        keys on a digest of the body up to this size; larger bodies bypass.
     :param decoded_cache_bytes: with an in-process backend (memory), decoded
         entries up to this many bytes in all are kept so a hit skips decoding
         (0 turns it off). The stored bytes are shared with the backend; the
@@ -139,6 +173,7 @@ class CacheMiddleware:
         lock_timeout: float = 30.0,
         lock_wait: float = 5.0,
         decoded_cache_bytes: int = 16 * 1024 * 1024,
+        max_body_bytes: int = 64 * 1024,
     ) -> None:
         if not callable(app):
             raise ConfigurationError(f"CacheMiddleware wraps a WSGI application (a callable), got {app!r}")
@@ -153,11 +188,7 @@ class CacheMiddleware:
                 f"got {key_prefix!r}"
             )
         self.key_prefix = key_prefix
-        if cache_header is not None and (not isinstance(cache_header, str) or not cache_header.strip()):
-            raise ConfigurationError(
-                f"cache_header must be a header name such as 'X-Cache' or None, got {cache_header!r}"
-            )
-        self.cache_header = cache_header
+        self.cache_header = None if cache_header is None else checks.header_name("cache_header", cache_header)
         for name, number, minimum in (
             ("max_entry_bytes", max_entry_bytes, 1),
             ("failure_threshold", failure_threshold, 1),
@@ -165,25 +196,27 @@ class CacheMiddleware:
         ):
             if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
                 raise ConfigurationError(f"{name} must be a positive whole number, got {number!r}")
-        for name, seconds in (("retry_after", retry_after), ("lock_timeout", lock_timeout)):
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-                raise ConfigurationError(f"{name} must be a positive number of seconds, got {seconds!r}")
+        retry_after = checks.seconds("retry_after", retry_after, example="10")
         self.max_entry_bytes = max_entry_bytes
-        self.lock_timeout = float(lock_timeout)
-        if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)) or lock_wait < 0:
+        self.lock_timeout = checks.seconds("lock_timeout", lock_timeout, example="30")
+        self.lock_wait = checks.seconds("lock_wait", lock_wait, zero="no coalescing", example="5")
+        if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 0:
             raise ConfigurationError(
-                f"lock_wait must be 0 (no coalescing) or a positive number of seconds, got {lock_wait!r}"
+                f"max_body_bytes must be 0 or a positive whole number of bytes, got {max_body_bytes!r}"
             )
-        self.lock_wait = float(lock_wait)
+        self.max_body_bytes = max_body_bytes
         self._stats = Stats()
         self.backends = build_backends(backend)
+        for alias, instance in self.backends.items():
+            # A backend built elsewhere (or one whose __init__ sets it) may hold anything.
+            check_default_timeout(instance.default_timeout, f"backend {alias!r} ({type(instance).__name__})")
         self._guards = {
             alias: GuardedBackend(
                 alias,
                 instance,
                 self._stats,
                 failure_threshold=failure_threshold,
-                retry_after=float(retry_after),
+                retry_after=retry_after,
             )
             for alias, instance in self.backends.items()
         }
@@ -251,10 +284,22 @@ class CacheMiddleware:
             return self.app(environ, start_response)
         if lookup is None:
             return self.app(environ, start_response)
+        if isinstance(lookup, _Unsafe):
+            return self._pass_invalidating(environ, start_response, lookup)
         if not isinstance(lookup, _Lookup):
             self._stats.incr("bypasses")
             return self._pass(environ, start_response)
 
+        try:
+            return self._lookup_and_answer(environ, start_response, lookup)
+        finally:
+            # Whatever happened (an exception, a BaseException, a close() that
+            # raised), this request's claim on the entry ends here.
+            self._release(lookup)
+
+    def _lookup_and_answer(
+        self, environ: dict[str, Any], start_response: StartResponse, lookup: _Lookup
+    ) -> Iterable[bytes]:
         now = time()
         answered, entry = self._read_entry(lookup)
         if not answered:
@@ -278,31 +323,52 @@ class CacheMiddleware:
         self._stats.incr("misses")
         return self._fetch(environ, start_response, lookup, entry)
 
-    def _match(self, environ: dict[str, Any]) -> _Lookup | bool | None:
-        """``None``: no rule; ``False``: bypass; else the lookup to make."""
+    def _match(self, environ: dict[str, Any]) -> _Lookup | Bypass | _Unsafe | None:
+        """What to do with a request.
+
+        ``None``: no rule matches, pass it on untouched; a :class:`Bypass`:
+        the application answers, uncached; an :class:`_Unsafe`: a request
+        that may change state, passed on and invalidating its URL if it
+        succeeds; else the lookup to make.
+        """
         ruleset = self._ruleset
         method = environ.get("REQUEST_METHOD", "GET")
-        host = normalize_host(environ)
+        unsafe = method not in ("GET", "HEAD") and _is_unsafe(environ, method)
+        host = request_host(environ)
+        path_info = environ.get("PATH_INFO", "")
         if host is None:
             # Not a valid Host: never looked up nor stored, whatever the rules say.
-            return False if ruleset.match("", environ.get("PATH_INFO", ""), method) else None
-        found = ruleset.match(host, environ.get("PATH_INFO", ""), method)
+            if unsafe:
+                return _Unsafe(self._ruleset.aliases_storing("", path_info), Bypass.INVALID_HOST)
+            return Bypass.INVALID_HOST if ruleset.match("", path_info, method) else None
+        found = ruleset.match(host.match, path_info, method)
         if found is None:
+            if unsafe:
+                aliases = ruleset.aliases_storing(host.match, path_info)
+                return _Unsafe(aliases, None) if aliases else None
             return None
         rule, values = found
-        if not rule.cache:
-            return False
-        if "HTTP_AUTHORIZATION" in environ and not rule.allow_authorization:
-            return False
-        if rule.unless is not None and rule.unless(environ):
-            return False
+        bypass = self._bypass_reason(environ, rule, method)
+        if bypass is not None:
+            if unsafe or bypass is Bypass.METHOD_OVERRIDE:
+                return _Unsafe(ruleset.aliases_storing(host.match, path_info), bypass)
+            return bypass
 
-        key_method = method if rule.key_method_from_request and method not in ("GET", "HEAD") else "GET"
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        head_as_get = method == "HEAD" and rule.head_as_get
+        key_method = "GET" if method == "GET" or head_as_get else method
         variant: list[str | None] = [environ.get(environ_key) for environ_key in rule.vary_keys]
         if rule.vary_cookies:
-            cookies = parse_cookie(environ.get("HTTP_COOKIE", ""))
-            variant.extend(cookies.get(name) for name in rule.vary_cookies)
+            cookies = cookie_values(environ.get("HTTP_COOKIE", ""), rule.vary_cookies)
+            if cookies is None:
+                return Bypass.AMBIGUOUS_COOKIE
+            variant.extend(cookies)
+        if rule.allow_remote_user:
+            variant.append(environ.get("REMOTE_USER"))
+        if key_method not in ("GET", "HEAD"):
+            body_digest = self._body_digest(environ)
+            if body_digest is None:
+                return Bypass.REQUEST_BODY
+            variant.extend((environ.get("CONTENT_TYPE"), body_digest))
         custom_key = None
         if rule.key_template is not None:
             custom_key = rule.key_template.format_map(values)
@@ -311,20 +377,55 @@ class CacheMiddleware:
         material = key_material(
             environ,
             key_method,
-            host,
-            path,
+            host.key,
+            path_info,
             rule.query_component(environ.get("QUERY_STRING", "")),
             variant,
             custom_key,
         )
         keyspace = rule.keyspace
         entry_key, shard = keyspace.entry_key(material)
-        tag_keys = [keyspace.path_tag_key(path, shard)]
+        tag_keys = [keyspace.path_tag_key(environ.get("SCRIPT_NAME", "") + path_info, shard)]
         if custom_key is not None:
             tag_keys.append(keyspace.custom_key_tag_key(custom_key, shard))
         if rule.has_tags:
             tag_keys.extend(keyspace.tag_key(tag, shard) for tag in rule.tags_for(environ, values))
         return _Lookup(rule, self._guards[rule.backend_alias], method, entry_key, tag_keys)
+
+    def _bypass_reason(self, environ: dict[str, Any], rule: CompiledRule, method: str) -> Bypass | None:
+        """Why a request a rule matched must not use the cache, or ``None``."""
+        if not rule.cache:
+            return Bypass.EXCLUDED
+        if "HTTP_AUTHORIZATION" in environ and not rule.allow_authorization:
+            return Bypass.AUTHORIZATION
+        if environ.get("REMOTE_USER") and not rule.allow_remote_user:
+            return Bypass.REMOTE_USER
+        if not environ.keys().isdisjoint(_METHOD_OVERRIDES) or "_method=" in environ.get("QUERY_STRING", ""):
+            return Bypass.METHOD_OVERRIDE
+        if _has_body(environ) and (method in ("GET", "HEAD") or "HTTP_TRANSFER_ENCODING" in environ):
+            # A body on GET shares no entry with bodiless requests; a chunked
+            # body's length is unknown until read whole.
+            return Bypass.REQUEST_BODY
+        if method not in ("GET", "HEAD") and http.has_preconditions(environ):
+            return Bypass.PRECONDITION
+        if rule.unless is not None and rule.unless(environ):
+            return Bypass.UNLESS
+        return None
+
+    def _body_digest(self, environ: dict[str, Any]) -> str | None:
+        """A digest of the request body, which the application can still read whole.
+
+        ``None`` when the body is larger than ``max_body_bytes`` or
+        shorter than its ``Content-Length`` (the request then bypasses).
+        """
+        length = _content_length(environ)
+        if length is None or length > self.max_body_bytes:
+            return None
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = BytesIO(body)
+        if len(body) != length:
+            return None
+        return blake2b(body, digest_size=16).hexdigest()
 
     def _read_entry(self, lookup: _Lookup, extra_key: str | None = None) -> tuple[bool, Entry | None]:
         """One backend call for the entry, its tag generations (and ``extra_key``).
@@ -372,13 +473,42 @@ class CacheMiddleware:
         cache_header: list[tuple[str, str]],
     ) -> Iterable[bytes]:
         extra = [("Age", str(max(int(now - entry.stored_at), 0))), *cache_header]
-        if http.is_conditional(environ) and http.not_modified(environ, entry.headers):
-            start_response("304 Not Modified", http.not_modified_headers(entry.headers) + extra)
-            return []
-        start_response(entry.status, entry.headers + extra)
+        return self._answer(environ, start_response, entry.status, entry.headers, entry.body, extra)
+
+    def _answer(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        status: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        extra: list[tuple[str, str]],
+    ) -> Iterable[bytes]:
+        """Send a whole response the cache holds, evaluating the request's preconditions."""
+        if http.has_preconditions(environ):
+            outcome = http.evaluate_preconditions(environ, status, headers)
+            if outcome is not http.Precondition.SERVE:
+                self._answer_precondition(start_response, outcome, headers, extra)
+                return []
+        start_response(status, headers + extra)
         if environ.get("REQUEST_METHOD") == "HEAD":
             return []
-        return [entry.body]
+        return [body]
+
+    @staticmethod
+    def _answer_precondition(
+        start_response: StartResponse,
+        outcome: http.Precondition,
+        headers: list[tuple[str, str]],
+        extra: list[tuple[str, str]],
+    ) -> None:
+        if outcome is http.Precondition.NOT_MODIFIED:
+            start_response("304 Not Modified", http.not_modified_headers(headers) + extra)
+        else:
+            start_response(
+                "412 Precondition Failed",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "0"), *extra],
+            )
 
     def _pass(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Call the application unchanged, adding only the ``BYPASS`` header."""
@@ -393,6 +523,50 @@ class CacheMiddleware:
 
         return self.app(environ, start_bypassed)
 
+    def _pass_invalidating(
+        self, environ: dict[str, Any], start_response: StartResponse, unsafe: _Unsafe
+    ) -> Iterable[bytes]:
+        """Pass a request that may change state; if it succeeds, invalidate its URL.
+
+        RFC 9111 section 4.4: a 2xx or 3xx answer to an unsafe method
+        invalidates the target URI, and the same-host ``Location`` and
+        ``Content-Location`` URIs. It happens before the response reaches
+        the client, so a client never reads its own write stale.
+        """
+        if unsafe.bypass is not None:
+            self._stats.incr("bypasses")
+        extra = self._header_bypass if unsafe.bypass is not None else []
+        aliases = unsafe.aliases
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        host = environ.get("HTTP_HOST", "").lower()
+
+        def start_invalidating(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
+            if exc_info is None and aliases and 200 <= http.status_code(status) < 400:
+                paths = [path]
+                for name in ("location", "content-location"):
+                    target = _same_host_path(http.header_value(headers, name), host)
+                    if target is not None and target not in paths:
+                        paths.append(target)
+                self._invalidate_paths(paths, aliases)
+            return start_response(status, headers + extra if extra else headers, exc_info)
+
+        return self.app(environ, start_invalidating)
+
+    def _invalidate_paths(self, paths: list[str], aliases: list[str]) -> bool:
+        self._stats.incr("invalidations")
+        ok = True
+        for alias in aliases:
+            keyspace = self._keyspaces[alias]
+            guard = self._guards[alias]
+            for path in paths:
+                for tag_key in keyspace.path_tag_keys_all_shards(path):
+                    ok = bool(guard.set(tag_key, new_generation(), TAG_TTL, force=True)) and ok
+        if not ok:
+            logger.warning("wsgicache: invalidating %s after an unsafe request failed", ", ".join(paths))
+        return ok
+
     # -- misses -------------------------------------------------------------
 
     def _fetch(
@@ -402,11 +576,17 @@ class CacheMiddleware:
         lookup: _Lookup,
         stale: Entry | None,
     ) -> Iterable[bytes]:
-        """Call the application for a miss, store what may be stored, answer."""
+        """Call the application for a miss, store what may be stored, answer.
+
+        The tag generations the entry will depend on are read (or created)
+        before the application is called: an invalidation that happens
+        while it builds the response then always makes the entry stale.
+        """
         rule = lookup.rule
-        head_as_get = lookup.method == "HEAD" and "GET" in rule.rule.methods
+        generations = self._tag_generations(lookup)
+        head_as_get = lookup.method == "HEAD" and rule.head_as_get
         app_environ = environ
-        if head_as_get or any(name in environ for name in _FORWARD_STRIPPED):
+        if head_as_get or not environ.keys().isdisjoint(_FORWARD_STRIPPED):
             app_environ = {k: v for k, v in environ.items() if k not in _FORWARD_STRIPPED}
             if head_as_get:
                 app_environ["REQUEST_METHOD"] = "GET"
@@ -415,7 +595,6 @@ class CacheMiddleware:
         try:
             app_iter = self.app(app_environ, captured.start_response)
         except Exception:
-            self._release(lookup)
             if stale is None:
                 raise
             return self._serve_stale(environ, start_response, stale, "raised an exception")
@@ -434,6 +613,13 @@ class CacheMiddleware:
                 return self._serve_stale(environ, start_response, stale, f"answered {captured.status}")
             if reason is not None:
                 self._stats.incr("too_large" if reason == "too_large" else "not_stored")
+                if http.has_preconditions(environ):
+                    outcome = http.evaluate_preconditions(environ, captured.status, captured.headers)
+                    if outcome is not http.Precondition.SERVE:
+                        self._answer_precondition(
+                            start_response, outcome, captured.headers, self._header_miss
+                        )
+                        return []
                 captured.send_headers(start_response, self._header_miss)
                 handed_over = True
                 if send_body and not captured.chunks:
@@ -442,24 +628,23 @@ class CacheMiddleware:
                     return app_iter
                 return StreamingBody(captured, iterator, app_iter, send_body=send_body)
             body = b"".join(captured.chunks)
-            self._store(lookup, captured, body)
         finally:
             if not handed_over:
                 close_iterable(app_iter)
-            self._release(lookup)
 
-        headers = captured.headers
-        if (
-            http.status_code(captured.status) == 200
-            and http.is_conditional(environ)
-            and http.not_modified(environ, headers)
-        ):
-            start_response("304 Not Modified", http.not_modified_headers(headers) + self._header_miss)
-            return []
-        start_response(captured.status, headers + self._header_miss)
-        return [body] if send_body else []
+        # The application's iterable is closed without an error: the response is complete.
+        asked_head = lookup.method == "HEAD" and not head_as_get
+        if self._why_incomplete(captured, body, asked_head=asked_head) is not None or generations is None:
+            self._stats.incr("not_stored")
+        else:
+            self._store(lookup, captured, body, generations)
+        return self._answer(
+            environ, start_response, captured.status, captured.headers, body, self._header_miss
+        )
 
-    def _read(self, captured: CapturedResponse, iterator: Iterator[bytes], rule: CompiledRule) -> str | None:
+    def _read(
+        self, captured: CapturedResponse, iterator: Iterator[bytes], rule: CompiledRule
+    ) -> http.NotStoredReason | None:
         """Read the response until it is whole, or known not to be storable.
 
         Returns why it cannot be stored, or ``None`` when it is read whole
@@ -490,6 +675,19 @@ class CacheMiddleware:
                 return reason
         return "too_large" if captured.size > limit else None
 
+    @staticmethod
+    def _why_incomplete(
+        captured: CapturedResponse, body: bytes, *, asked_head: bool
+    ) -> http.NotStoredReason | None:
+        """Why a response read whole must still not be stored, or ``None``."""
+        if captured.failed:
+            return "error"  # start_response(..., exc_info) while the body was produced
+        if not asked_head:
+            length = http.header_value(captured.headers, "content-length")
+            if length is not None and (not length.strip().isdigit() or int(length) != len(body)):
+                return "length"
+        return None
+
     def _serve_stale(
         self, environ: dict[str, Any], start_response: StartResponse, stale: Entry, what: str
     ) -> Iterable[bytes]:
@@ -502,7 +700,9 @@ class CacheMiddleware:
         self._stats.incr("stale")
         return self._serve(environ, start_response, stale, time(), self._header_stale)
 
-    def _why_not_storable(self, captured: CapturedResponse, rule: CompiledRule) -> str | None:
+    def _why_not_storable(
+        self, captured: CapturedResponse, rule: CompiledRule
+    ) -> http.NotStoredReason | None:
         if captured.failed:
             return "error"
         assert captured.status is not None
@@ -520,7 +720,13 @@ class CacheMiddleware:
                 return "too_large"
         return reason
 
-    def _store(self, lookup: _Lookup, captured: CapturedResponse, body: bytes) -> None:
+    def _store(
+        self,
+        lookup: _Lookup,
+        captured: CapturedResponse,
+        body: bytes,
+        generations: tuple[tuple[str, bytes], ...],
+    ) -> None:
         rule = lookup.rule
         assert captured.status is not None
         now = time()
@@ -530,10 +736,6 @@ class CacheMiddleware:
         else:
             lifetime = rule.timeout
         if lifetime <= 0:
-            self._stats.incr("not_stored")
-            return
-        generations = self._tag_generations(lookup)
-        if generations is None:
             self._stats.incr("not_stored")
             return
         entry = Entry(
@@ -704,6 +906,46 @@ def _wsgi_path(url: str) -> str:
     """The ``SCRIPT_NAME + PATH_INFO`` form of a URL or path."""
     path = urlsplit(url).path or "/"
     return unquote_to_bytes(path).decode("latin-1")
+
+
+def _is_unsafe(environ: Mapping[str, Any], method: str) -> bool:
+    """Whether a request may change state: its method, or a method override, is not safe.
+
+    Frameworks upper-case the method (werkzeug reads ``delete`` as ``DELETE``).
+    """
+    if method.upper() not in _SAFE_METHODS:
+        return True
+    for name in METHOD_OVERRIDE_HEADERS:
+        value = environ.get(name)
+        if value is not None and value.strip().upper() not in _SAFE_METHODS:
+            return True
+    return False
+
+
+def _content_length(environ: Mapping[str, Any]) -> int | None:
+    """The request's ``Content-Length`` (0 when absent), ``None`` when malformed."""
+    raw = environ.get("CONTENT_LENGTH")
+    if not raw:
+        return 0
+    raw = raw.strip()
+    return int(raw) if raw.isdigit() else None
+
+
+def _has_body(environ: Mapping[str, Any]) -> bool:
+    """Whether the request carries a body (or says it does, in a malformed way)."""
+    return "HTTP_TRANSFER_ENCODING" in environ or _content_length(environ) != 0
+
+
+def _same_host_path(url: str | None, host: str) -> str | None:
+    """The WSGI path of ``url`` if it is on ``host`` (or host-relative), else ``None``."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.netloc and parts.netloc.lower() != host:
+        return None
+    if not parts.path.startswith("/"):
+        return None
+    return unquote_to_bytes(parts.path).decode("latin-1")
 
 
 def _describe(environ: Mapping[str, Any]) -> str:

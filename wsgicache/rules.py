@@ -22,6 +22,7 @@ the order given; the first whose pattern, methods and host match decides.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,10 +31,11 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, MapAdapter
 from werkzeug.routing import Rule as RoutingRule
+from werkzeug.routing.converters import BaseConverter, NumberConverter
 from werkzeug.routing.exceptions import RoutingException
 
 from .errors import ConfigurationError
-from .keys import KeySpace, header_environ_key, ignore_matcher, normalize_query
+from .keys import KeySpace, header_environ_key, ignore_matcher, normalize_query, wsgi_str
 from .memo import FifoMemo
 
 Environ = Mapping[str, Any]
@@ -43,6 +45,14 @@ TagSpec = str | TagFunction
 
 POLICIES = ("force", "http")
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+#: A URL variable of a werkzeug rule (werkzeug's own syntax): converter,
+#: arguments, name.
+_VARIABLE_RE = re.compile(
+    r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\((?P<arguments>.*?)\))?:)?(?P<variable>[a-zA-Z_][a-zA-Z0-9_]*)>"
+)
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._")
+_IPV6_HOST_CHARS = frozenset("0123456789abcdef:.[]")
 
 
 def _fail(pattern: str, message: str) -> ConfigurationError:
@@ -51,6 +61,11 @@ def _fail(pattern: str, message: str) -> ConfigurationError:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _static_text(pattern: str) -> str:
+    """The fixed text of a werkzeug pattern, without its URL variables."""
+    return _VARIABLE_RE.sub("", pattern)
 
 
 class Rule:
@@ -84,7 +99,11 @@ class Rule:
     :param backend: alias of the configured backend this rule stores in.
     :param unless: ``callable(environ) -> bool``; true means bypass the cache.
     :param allow_set_cookie: store responses that set cookies (off by default).
-    :param allow_authorization: cache requests that carry ``Authorization``.
+    :param allow_authorization: cache requests that carry ``Authorization``;
+        ``vary`` must then list ``Authorization``, so users never share entries.
+    :param allow_remote_user: cache requests for which the server or an outer
+        middleware set ``REMOTE_USER`` (a login the cache cannot see in the
+        headers); each user then gets entries of their own.
     """
 
     def __init__(
@@ -109,6 +128,7 @@ class Rule:
         unless: Callable[[Environ], bool] | None = None,
         allow_set_cookie: bool = False,
         allow_authorization: bool = False,
+        allow_remote_user: bool = False,
     ) -> None:
         if not isinstance(pattern, str) or not pattern.startswith("/"):
             raise ConfigurationError(
@@ -116,21 +136,20 @@ class Rule:
                 f"'/posts/<int:post_id>'; got {pattern!r}"
             )
         self.pattern = pattern
+        self._check_path_pattern()
         self.methods = self._check_methods(methods)
-        if host is not None and (not isinstance(host, str) or not host):
-            raise _fail(pattern, f"host must be a host pattern such as 'example.com', got {host!r}")
-        self.host = host
+        self.host = None if host is None else self._check_host(host)
         if not isinstance(cache, bool):
             raise _fail(pattern, f"cache must be True or False, got {cache!r}")
         self.cache = cache
         if policy not in POLICIES:
             raise _fail(pattern, f"policy must be 'force' or 'http', got {policy!r}")
         self.policy = policy
-        if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+        if timeout is not None and (not _is_number(timeout) or not math.isfinite(timeout) or timeout <= 0):
             raise _fail(
                 pattern,
-                f"timeout must be a positive number of seconds (e.g. timeout=60), or None "
-                f"for the backend's default; got {timeout!r}",
+                f"timeout must be a positive number of seconds (e.g. timeout=60; not NaN or "
+                f"infinity), or None for the backend's default; got {timeout!r}",
             )
         self.timeout = None if timeout is None else float(timeout)
         self.query = self._check_query(query)
@@ -146,8 +165,12 @@ class Rule:
             ("stale_while_revalidate", stale_while_revalidate),
             ("stale_if_error", stale_if_error),
         ):
-            if not _is_number(seconds) or seconds < 0:
-                raise _fail(pattern, f"{name} must be 0 or a positive number of seconds, got {seconds!r}")
+            if not _is_number(seconds) or not math.isfinite(seconds) or seconds < 0:
+                raise _fail(
+                    pattern,
+                    f"{name} must be 0 or a positive number of seconds (e.g. {name}=30; not NaN "
+                    f"or infinity), got {seconds!r}",
+                )
         self.stale_while_revalidate = float(stale_while_revalidate)
         self.stale_if_error = float(stale_if_error)
         if not isinstance(backend, str) or not backend:
@@ -159,11 +182,19 @@ class Rule:
         for name, flag in (
             ("allow_set_cookie", allow_set_cookie),
             ("allow_authorization", allow_authorization),
+            ("allow_remote_user", allow_remote_user),
         ):
             if not isinstance(flag, bool):
                 raise _fail(pattern, f"{name} must be True or False, got {flag!r}")
         self.allow_set_cookie = allow_set_cookie
         self.allow_authorization = allow_authorization
+        self.allow_remote_user = allow_remote_user
+        if allow_authorization and "authorization" not in {name.lower() for name in self.vary}:
+            raise _fail(
+                pattern,
+                "allow_authorization=True shares entries between users unless the key holds "
+                "their credentials: add vary=['Authorization'] (or exclude the URL)",
+            )
         # Build the werkzeug rule now so a malformed pattern fails here.
         self._routing_map = self._build_map()
         self.arguments = frozenset(next(iter(self._routing_map.iter_rules())).arguments)
@@ -234,20 +265,139 @@ class Rule:
             checked.add(code)
         return frozenset(checked)
 
+    def _check_path_pattern(self) -> None:
+        """Refuse path patterns that can never match the path a request carries."""
+        for mark, what in (("?", "query string"), ("#", "fragment")):
+            if mark in _static_text(self.pattern):
+                raise _fail(
+                    self.pattern,
+                    f"a pattern matches the path only, never a {what} ({mark!r}); write the path "
+                    "alone and use query=['name', ...] for the query parameters in the key",
+                )
+        escape = _PERCENT_ESCAPE.search(_static_text(self.pattern))
+        if escape:
+            raise _fail(
+                self.pattern,
+                f"patterns are matched against the decoded path, so {escape.group()!r} only matches "
+                "a literal '%' in the URL; write the character itself (such as ' ' for '%20', "
+                "'é' for '%C3%A9')",
+            )
+
+    def _check_host(self, host: object) -> str:
+        """A host pattern in the form request hosts are compared in, or an error.
+
+        Request hosts are lower-cased, lose a trailing dot and their port
+        before matching, so the pattern's fixed text is lower-cased and a
+        trailing dot dropped; a port, or characters a host name never has,
+        would never match and are refused.
+        """
+        if not isinstance(host, str) or not host:
+            raise _fail(self.pattern, f"host must be a host pattern such as 'example.com', got {host!r}")
+        pieces: list[str] = []
+        position = 0
+        for variable in _VARIABLE_RE.finditer(host):
+            arguments = variable.group("arguments") or ""
+            if variable.group("converter") == "any" and arguments != arguments.lower():
+                raise _fail(
+                    self.pattern,
+                    f"host {host!r}: hosts are compared in lower case, so any({arguments}) can only "
+                    f"match with lower-case values: write any({arguments.lower()})",
+                )
+            pieces.append(host[position : variable.start()].lower())
+            pieces.append(variable.group())
+            position = variable.end()
+        pieces.append(host[position:].lower())
+        text = "".join(pieces[::2])  # the fixed text, without the variables
+        ipv6 = host.startswith("[") and host.endswith("]")
+        if "*" in text:
+            raise _fail(
+                self.pattern,
+                f"host {host!r}: '*' is not a wildcard here; name the varying part with a URL "
+                "variable, such as host='<subdomain>.example.com'",
+            )
+        if host.startswith("."):
+            raise _fail(
+                self.pattern,
+                f"host {host!r}: a host never starts with '.'; to match every subdomain write "
+                "host='<subdomain>.example.com' (and another rule for the bare domain)",
+            )
+        if ":" in text and not ipv6:
+            raise _fail(
+                self.pattern,
+                f"host {host!r}: host patterns match the host name without its port (requests on "
+                f"every port match), so a port can never match; write host={host.rsplit(':', 1)[0]!r}",
+            )
+        bad = sorted({c for c in text if c not in (_IPV6_HOST_CHARS if ipv6 else _HOST_CHARS)})
+        if bad:
+            raise _fail(
+                self.pattern,
+                f"host {host!r}: a host name never contains {', '.join(map(repr, bad))}; write "
+                "letters, digits, '-' and '.', such as 'example.com' or '<tenant>.example.com'",
+            )
+        normalized = "".join(pieces)
+        if normalized.endswith(".") and not normalized.endswith(".."):
+            normalized = normalized[:-1]
+        return normalized
+
     def _build_map(self) -> Map:
+        self._check_variables()
         try:
             routing_rule = RoutingRule(
                 self.pattern, endpoint="rule", methods=sorted(self.methods), host=self.host
             )
-            return Map(
+            routing_map = Map(
                 [routing_rule],
                 host_matching=self.host is not None,
                 strict_slashes=True,
                 merge_slashes=False,
                 redirect_defaults=False,
             )
-        except (ValueError, LookupError) as exc:
+        except (ValueError, LookupError, SyntaxError, TypeError, re.error) as exc:
             raise _fail(self.pattern, f"invalid pattern: {exc}") from exc
+        for name, converter in routing_rule._converters.items():
+            self._check_converter(name, converter)
+        try:
+            # werkzeug compiles its matcher on the first match: make a bad
+            # converter regex fail here rather than on every request.
+            routing_map.bind("localhost").match("/")
+        except (HTTPException, RoutingException):
+            pass
+        except (ValueError, TypeError, re.error) as exc:
+            raise _fail(self.pattern, f"invalid pattern: {exc}") from exc
+        return routing_map
+
+    def _check_variables(self) -> None:
+        """Each URL variable is named once, across the pattern and the host pattern."""
+        seen: dict[str, str] = {}
+        for where, text in (("pattern", self.pattern), ("host pattern", self.host or "")):
+            for variable in _VARIABLE_RE.finditer(text):
+                name = variable.group("variable")
+                if name in seen:
+                    place = (
+                        f"twice in the {where}"
+                        if seen[name] == where
+                        else f"in both the {seen[name]} and the {where}"
+                    )
+                    raise _fail(
+                        self.pattern,
+                        f"the URL variable {name!r} appears {place}; a variable holds one value, so "
+                        f"give each its own name (such as <{name}> and <{name}2>)",
+                    )
+                seen[name] = where
+
+    def _check_converter(self, name: str, converter: BaseConverter) -> None:
+        """Number ranges that can work (werkzeug accepts any value and fails later)."""
+        if not isinstance(converter, NumberConverter):
+            return
+        low, high = converter.min, converter.max
+        for bound, value in (("min", low), ("max", high)):
+            if value is not None and (not _is_number(value) or not math.isfinite(value)):
+                raise _fail(
+                    self.pattern,
+                    f"<{name}>: {bound} must be a finite number, such as {bound}=1; got {value!r}",
+                )
+        if low is not None and high is not None and low > high:
+            raise _fail(self.pattern, f"<{name}>: min={low!r} is above max={high!r}, so nothing can match")
 
     def _check_templates(self) -> None:
         templates = []
@@ -292,15 +442,20 @@ class CompiledRule:
         self.statuses = rule.statuses
         self.allow_set_cookie = rule.allow_set_cookie
         self.allow_authorization = rule.allow_authorization
+        self.allow_remote_user = rule.allow_remote_user
         self.unless = rule.unless
         self.host_matching = rule.host is not None
         self.map = rule._routing_map
         self.adapter: MapAdapter | None = None if self.host_matching else self.map.bind("localhost")
         self.query_keep: frozenset[str] | None = (
-            None if rule.query == "all" else frozenset() if rule.query == "none" else frozenset(rule.query)
+            None
+            if rule.query == "all"
+            else frozenset()
+            if rule.query == "none"
+            else frozenset(wsgi_str(name) for name in rule.query)
         )
         self.query_none = rule.query == "none"
-        self.ignore = ignore_matcher(rule.ignore_query)
+        self.ignore = ignore_matcher(wsgi_str(pattern) for pattern in rule.ignore_query)
         self.vary_keys = tuple(header_environ_key(name) for name in rule.vary)
         self.vary_lower = frozenset(name.lower() for name in rule.vary)
         self.vary_cookies = rule.vary_cookies
@@ -315,13 +470,20 @@ class CompiledRule:
             self.tag_templates = tuple(t for t in rule.tags if isinstance(t, str))
             self.tag_functions = tuple(t for t in rule.tags if not isinstance(t, str))
         self.key_method_from_request = bool(rule.methods - {"GET", "HEAD"})
+        # HEAD is asked of the application as GET (so the entry serves both)
+        # only when the rule caches GET; otherwise a HEAD entry of its own.
+        self.head_as_get = "GET" in rule.methods
+        self.any_method = min(rule.methods)
         self.has_tags = bool(self.tag_templates or self.tag_functions or self.tag_function is not None)
 
     def match(self, host: str, path: str, method: str) -> dict[str, Any] | None:
         """URL values if this rule matches, else ``None``."""
         adapter = self.adapter
         if adapter is None:
-            adapter = self.map.bind(host.split(":", 1)[0] if ":" in host and not host.endswith("]") else host)
+            # Without the port ("[::1]:8080" -> "[::1]"): patterns never hold one.
+            adapter = self.map.bind(
+                host.rsplit(":", 1)[0] if ":" in host and not host.endswith("]") else host
+            )
         try:
             _, values = adapter.match(path, method)
         except (HTTPException, RoutingException):
@@ -355,12 +517,13 @@ class RuleSet:
     """The compiled, ordered rule list and a memo of recent match results."""
 
     memo_size = 16384
+    memo_bytes = 4 * 1024 * 1024  # characters of hosts, paths and URL values held
 
     def __init__(self, rules: Sequence[CompiledRule]) -> None:
         self.rules = tuple(rules)
         self.uses_host = any(rule.host_matching for rule in self.rules)
         self._memo: FifoMemo[tuple[str, str, str], tuple[CompiledRule, dict[str, Any]] | tuple[()]] = (
-            FifoMemo(self.memo_size)
+            FifoMemo(self.memo_size, max_bytes=self.memo_bytes)
         )
 
     def match(self, host: str, path_info: str, method: str) -> tuple[CompiledRule, dict[str, Any]] | None:
@@ -368,7 +531,7 @@ class RuleSet:
         remembered = self._memo.get(memo_key)
         if remembered is not None:
             return remembered or None
-        path = path_info.encode("latin-1", "replace").decode("utf-8", "replace") or "/"
+        path = _routing_path(path_info)
         for rule in self.rules:
             values = rule.match(host, path, method)
             if values is not None:
@@ -377,3 +540,24 @@ class RuleSet:
                 return found
         self._memo.put(memo_key, _NO_MATCH)
         return None
+
+    def aliases_storing(self, host: str, path_info: str) -> list[str]:
+        """The backend aliases of the caching rules that match this URL for any method.
+
+        A successful unsafe request (``POST``, ``DELETE``, ...) invalidates
+        the URL's entries in these backends.
+        """
+        path = _routing_path(path_info)
+        aliases: list[str] = []
+        for rule in self.rules:
+            if (
+                rule.cache
+                and rule.backend_alias not in aliases
+                and rule.match(host, path, rule.any_method) is not None
+            ):
+                aliases.append(rule.backend_alias)
+        return aliases
+
+
+def _routing_path(path_info: str) -> str:
+    return path_info.encode("latin-1", "replace").decode("utf-8", "replace") or "/"

@@ -15,7 +15,7 @@ COUNTERS = (
     "not_stored",  # responses a rule matched that could not be stored
     "too_large",  # responses over max_entry_bytes, streamed through
     "corrupt",  # stored values that did not decode (deleted)
-    "errors",  # backend calls that raised or timed out
+    "errors",  # backend calls that raised, timed out or answered with the wrong type
     "skipped",  # backend calls not made because the circuit breaker was open
     "invalidations",  # invalidate() / clear() calls
 )

@@ -12,7 +12,7 @@ from secrets import token_hex
 from typing import Any
 
 import pytest
-from helpers import RecordingApp, cached
+from helpers import RecordingApp, cached, make_environ
 from servers import BACKEND_KINDS
 
 from wsgicache import Rule
@@ -146,3 +146,21 @@ def test_workers_sharing_a_backend_see_each_others_entries_and_invalidations(
     cache_a.clear()
     assert worker_b.get("/user/7").headers["X-Cache"] == "MISS"
     assert app_a.count + app_b.count == 3
+
+
+def test_bytes_changed_in_the_store_are_a_miss_not_served(site: Callable[..., Any]) -> None:
+    """The stored body is covered by a checksum: a value changed in Redis or memcached is a miss."""
+    client, cache, app = site()
+    first = client.get("/big")
+    lookup = cache._match(make_environ("/big"))
+    backend = lookup.guard.backend
+    value = backend.get(lookup.entry_key)
+    assert value is not None and value.endswith(first.body)
+    tampered = value[: -len(first.body)] + first.body.replace(b"GET", b"PUT")
+    assert len(tampered) == len(value)
+    backend.set(lookup.entry_key, tampered, 60)
+    response = client.get("/big")
+    assert response.headers["X-Cache"] == "MISS"
+    assert response.body == first.body
+    assert cache.stats()["corrupt"] == 1
+    assert app.count == 2

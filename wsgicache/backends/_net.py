@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from urllib.parse import unquote
 
@@ -48,9 +49,32 @@ def parse_hosts(hosts: str, default_port: int, url: str) -> list[tuple[str, int]
 
 
 def positive_seconds(owner: str, name: str, value: object) -> float:
-    """Check a timeout option: a positive number of seconds."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigurationError(f"{owner} {name} must be a positive number of seconds, got {value!r}")
+    """Check a timeout option: a positive, finite number of seconds."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(
+            f"{owner} {name} must be a positive number of seconds (not NaN or infinity), such as 0.5; "
+            f"got {value!r}"
+        )
+    return float(value)
+
+
+def interval_seconds(owner: str, name: str, value: object) -> float:
+    """Check an interval option: 0 (off) or a positive, finite number of seconds."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigurationError(
+            f"{owner} {name} must be 0 (off) or a positive number of seconds (not NaN or infinity); "
+            f"got {value!r}"
+        )
     return float(value)
 
 

@@ -22,13 +22,16 @@ A minimal third-party backend::
 
     register_backend("dict", DictBackend)
 
-Any method may raise: the middleware counts and logs the error and serves
-the request from the application (fail open).
+Any method may raise, or answer with the wrong type: the middleware counts
+and logs the error and serves the request from the application (fail open).
+A subclass need not call ``super().__init__()``: ``key_prefix`` and
+``default_timeout`` then keep their class-level defaults (``""`` and 300 s).
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -62,20 +65,16 @@ class Backend:
     #: an entry once and reuses the result while the stored object is the same.
     returns_stored_object: ClassVar[bool] = False
 
+    #: Class-level defaults, so that a subclass whose ``__init__`` does not
+    #: call ``super().__init__()`` still has them.
+    key_prefix: str = ""
+    default_timeout: float = 300.0
+
     def __init__(self, *, key_prefix: str = "", default_timeout: float = 300) -> None:
         if not isinstance(key_prefix, str):
             raise ConfigurationError(f"key_prefix must be a string such as 'site1', got {key_prefix!r}")
-        if (
-            isinstance(default_timeout, bool)
-            or not isinstance(default_timeout, (int, float))
-            or default_timeout <= 0
-        ):
-            raise ConfigurationError(
-                "default_timeout (TIMEOUT) must be a positive number of seconds, "
-                f"such as 300; got {default_timeout!r}"
-            )
         self.key_prefix = key_prefix
-        self.default_timeout = float(default_timeout)
+        self.default_timeout = check_default_timeout(default_timeout)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Backend:
@@ -130,6 +129,21 @@ class Backend:
         return f"<{type(self).__name__} key_prefix={self.key_prefix!r}>"
 
 
+def check_default_timeout(value: object, owner: str = "") -> float:
+    """``value`` as a lifetime in seconds: positive and finite, else :class:`ConfigurationError`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(
+            f"{owner + ' ' if owner else ''}default_timeout (TIMEOUT) must be a positive number "
+            f"of seconds (not NaN or infinity), such as 300; got {value!r}"
+        )
+    return float(value)
+
+
 def options_from_query(query: str) -> dict[str, Any]:
     """Turn a URL query string into keyword arguments for a backend."""
     options: dict[str, Any] = {}
@@ -157,6 +171,15 @@ def coerce_option(raw: str) -> Any:
 def construct(cls: type[Backend], location: str, options: Mapping[str, Any]) -> Backend:
     """Call ``cls(**options)``, turning a wrong option name into a clear error."""
     accepted = accepted_options(cls)
+    options = dict(options)
+    # The middleware reads ``default_timeout`` from the instance: a backend
+    # whose constructor does not take it (one that does not call
+    # ``super().__init__()``) still gets the configured TIMEOUT.
+    timeout: float | None = None
+    if "default_timeout" in options:
+        timeout = check_default_timeout(options["default_timeout"], f"{cls.__name__} ({location})")
+        if "default_timeout" not in accepted and not _accepts_var_keyword(cls):
+            del options["default_timeout"]
     unknown = sorted(set(options) - accepted)
     if unknown and not _accepts_var_keyword(cls):
         raise ConfigurationError(
@@ -164,11 +187,14 @@ def construct(cls: type[Backend], location: str, options: Mapping[str, Any]) -> 
             f"{', '.join(unknown)}; it takes: {', '.join(sorted(accepted)) or 'none'}"
         )
     try:
-        return cls(**options)
+        instance = cls(**options)
     except ConfigurationError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"{cls.__name__} ({location}): {exc}") from exc
+    if timeout is not None and "default_timeout" not in getattr(instance, "__dict__", {}):
+        instance.default_timeout = timeout
+    return instance
 
 
 def accepted_options(cls: type[Backend]) -> set[str]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import math
 import os
 import re
 import struct
@@ -117,10 +118,12 @@ class FileBackend(Backend):
         if (
             isinstance(sweep_interval, bool)
             or not isinstance(sweep_interval, (int, float))
+            or not math.isfinite(sweep_interval)
             or sweep_interval <= 0
         ):
             raise ConfigurationError(
-                f"FileBackend sweep_interval must be a positive number of seconds, got {sweep_interval!r}"
+                "FileBackend sweep_interval must be a positive number of seconds (not NaN or "
+                f"infinity), such as 300; got {sweep_interval!r}"
             )
         try:
             root = os.path.abspath(os.fspath(path))

@@ -64,7 +64,7 @@ from urllib.parse import urlsplit, urlunsplit
 from zlib import crc32
 
 from ..errors import ConfigurationError
-from ._net import parse_hosts, positive_seconds, split_userinfo, whole_number
+from ._net import interval_seconds, parse_hosts, positive_seconds, split_userinfo, whole_number
 from .base import Backend, construct, options_from_query
 
 try:
@@ -175,9 +175,7 @@ class MemcachedBackend(Backend):
         if max_pool_size is not None:
             whole_number(owner, "max_pool_size", max_pool_size, 1)
         self.max_pool_size = max_pool_size
-        if isinstance(pool_idle_timeout, bool) or not isinstance(pool_idle_timeout, (int, float)):
-            raise ConfigurationError(f"{owner} pool_idle_timeout must be a number of seconds")
-        self.pool_idle_timeout = pool_idle_timeout
+        self.pool_idle_timeout = interval_seconds(owner, "pool_idle_timeout", pool_idle_timeout)
         self.item_size_max = whole_number(owner, "item_size_max", item_size_max, 1024)
         self.namespace = _namespace(key_prefix)
         self._prefix = self.namespace + ":"

@@ -37,10 +37,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from time import monotonic
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import ConfigurationError
-from ._net import parse_hosts, positive_seconds, split_userinfo, whole_number
+from ._net import interval_seconds, parse_hosts, positive_seconds, split_userinfo, whole_number
 from .base import Backend, construct, options_from_query
 
 try:
@@ -59,6 +59,24 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 __all__ = ["RedisBackend", "RedisClusterBackend", "RedisSentinelBackend"]
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+_DATABASE = re.compile(r"[0-9]{1,9}")
+
+
+def check_database(url: str, text: str, owner: str) -> int:
+    """The Redis database number ``text`` names in ``url``; anything but digits is an error.
+
+    redis-py reads a database it cannot parse as 0: a typo would silently
+    share database 0 with whatever else uses it.
+    """
+    if not _DATABASE.fullmatch(text):
+        raise ConfigurationError(
+            f"{owner}: the Redis database in {url!r} must be a number, such as 0 "
+            f"(redis://host:6379/0); got {text!r}. To keep sites apart within one "
+            "database, give each a KEY_PREFIX"
+        )
+    return int(text)
+
+
 _DELETE_BATCH = 500
 
 
@@ -121,8 +139,7 @@ class RedisBackend(Backend):
         self.retries = whole_number(owner, "retries", retries, 0)
         if max_connections is not None:
             whole_number(owner, "max_connections", max_connections, 1)
-        if isinstance(health_check_interval, bool) or not isinstance(health_check_interval, (int, float)):
-            raise ConfigurationError(f"{owner} health_check_interval must be a number of seconds")
+        interval_seconds(owner, "health_check_interval", health_check_interval)
         if db is not None:
             whole_number(owner, "db", db, 0)
         self.scan_count = whole_number(owner, "scan_count", scan_count, 1)
@@ -186,6 +203,17 @@ class RedisBackend(Backend):
                 f"{', '.join(s + '://' for s in self.schemes)}; got {self.url!r}"
             )
         if type(self) is RedisBackend:
+            parts = urlsplit(self.url)
+            owner = type(self).__name__
+            if scheme != "unix":
+                database = unquote(parts.path)[1:]
+                if database.endswith("/"):
+                    database = database[:-1]
+                if database:
+                    check_database(self.url, database, owner)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True):
+                if name == "db":
+                    check_database(self.url, value, owner)
             try:
                 parse_url(self.url)  # type: ignore[no-untyped-call]
             except ValueError as exc:
@@ -470,9 +498,7 @@ class RedisSentinelBackend(RedisBackend):
             )
         self.service_name = segments[0]
         if len(segments) == 2:
-            if not segments[1].isdigit():
-                raise ConfigurationError(f"{url!r}: the database after the service name must be a number")
-            self._options.setdefault("db", int(segments[1]))
+            self._options.setdefault("db", check_database(url, segments[1], type(self).__name__))
         if user is not None:
             self._options.setdefault("username", user)
         if secret is not None:
