@@ -513,3 +513,158 @@ def test_webtest_client_still_validates() -> None:
     app = EchoApp()
     client = TestApp(validator(CacheMiddleware(validator(app), rules=[Rule("/x", timeout=60)])))
     assert client.get("/x").headers["X-Cache"] == "MISS"
+
+
+# -- found by review against real applications (Falcon, Radicale, pypiserver) --------
+
+
+@pytest.mark.parametrize(
+    ("exclusion", "path"),
+    [("/account/", "/account"), ("/account", "/account/"), ("/account", "//account")],
+)
+def test_exclusions_cover_the_spellings_an_application_folds_together(exclusion: str, path: str) -> None:
+    # Falcon (strip_url_path_trailing_slash) and others serve both spellings.
+    app = EchoApp()
+    middleware = CacheMiddleware(app, rules=[Rule(exclusion, cache=False), Rule("/<path:p>", timeout=60)])
+    for _ in range(2):
+        assert call(middleware, make_environ(path))[1]["X-Cache"] == "BYPASS"
+    assert app.count == 2
+
+
+def test_caching_rule_covers_its_other_trailing_slash_spelling() -> None:
+    app = EchoApp()
+    client, _ = cached(app, [Rule("/docs/<name>/", timeout=60, tags=["doc:{name}"])])
+    client.get("/docs/intro")
+    assert client.get("/docs/intro").headers["X-Cache"] == "HIT"
+    assert client.get("/docs/intro/").headers["X-Cache"] == "MISS"  # its own entry
+
+
+def http2_environ(path: str, body: bytes, method: str = "GET", **extra: Any) -> dict[str, Any]:
+    """A request as servers translating HTTP/2 pass it: a body without Content-Length."""
+    environ = make_environ(path, method=method, **{"SERVER_PROTOCOL": "HTTP/2", **extra})
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["wsgi.input_terminated"] = True
+    return environ
+
+
+class TerminatedEchoApp(EchoApp):
+    """Reads the body to its end, as werkzeug does when wsgi.input_terminated is set."""
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        self.count += 1
+        body = environ["wsgi.input"].read()
+        text = f"{environ['REQUEST_METHOD']} body={body!r} #{self.count}".encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(text)))])
+        return [text]
+
+
+def test_body_without_content_length_on_a_terminated_stream() -> None:
+    app = TerminatedEchoApp()
+    middleware = CacheMiddleware(app, rules=[Rule("/item", timeout=60)])
+    call(middleware, http2_environ("/item", b""))
+    assert call(middleware, http2_environ("/item", b""))[1]["X-Cache"] == "HIT"
+    _, headers, body = call(middleware, http2_environ("/item", b"bob"))
+    assert headers["X-Cache"] == "BYPASS"
+    assert b"body=b'bob'" in body
+    # HTTP/1.1 without Content-Length has no body: no peeking, still a hit.
+    http1 = http2_environ("/item", b"", SERVER_PROTOCOL="HTTP/1.1")
+    assert call(middleware, http1)[1]["X-Cache"] == "HIT"
+
+
+def test_post_rule_reads_an_unannounced_body_whole_and_hands_it_back() -> None:
+    app = TerminatedEchoApp()
+    rules = [Rule("/search", methods=["POST"], timeout=60)]
+    middleware = CacheMiddleware(app, rules=rules, max_body_bytes=10)
+    _, first, body = call(middleware, http2_environ("/search", b"q=alice", method="POST"))
+    assert first["X-Cache"] == "MISS" and b"body=b'q=alice'" in body
+    assert call(middleware, http2_environ("/search", b"q=alice", method="POST"))[1]["X-Cache"] == "HIT"
+    assert call(middleware, http2_environ("/search", b"q=bob", method="POST"))[1]["X-Cache"] == "MISS"
+    large = b"q=" + b"x" * 50
+    _, headers, body = call(middleware, http2_environ("/search", large, method="POST"))
+    assert headers["X-Cache"] == "BYPASS"
+    assert repr(large).encode() in body
+
+
+def test_move_and_copy_invalidate_their_destination() -> None:
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] in ("MOVE", "COPY"):
+            start_response("204 No Content", [])
+            return []
+        start_response("200 OK", [("Content-Type", "text/calendar")])
+        return [environ["PATH_INFO"].encode()]
+
+    middleware = CacheMiddleware(app, rules=[Rule("/<path:p>", timeout=60)])
+    for method in ("MOVE", "COPY"):
+        for path in ("/c1/ev.ics", "/c2/ev.ics"):
+            call(middleware, make_environ(path))
+        environ = make_environ("/c1/ev.ics", method=method, HTTP_DESTINATION="http://localhost/c2/ev.ics")
+        call(middleware, environ)
+        assert call(middleware, make_environ("/c2/ev.ics"))[1]["X-Cache"] == "MISS"
+
+
+@pytest.mark.parametrize(
+    ("location", "invalidated"),
+    [
+        ("items/5", "/items/5"),  # relative to the request URL
+        ("/items/5", "/items/5"),
+        ("http://localhost:80/items/5", "/items/5"),  # the default port spelled out
+        ("http://LOCALHOST./items/5", "/items/5"),
+        ("https://localhost/items/5", "/items/5"),
+        ("http://other.example/items/5", None),
+        ("http://[::1/next", None),  # unparsable: skipped, never an error
+        ("http://[vlan1]/x", None),
+        ("mailto:someone@example.com", None),
+    ],
+)
+def test_location_of_a_write_is_resolved_and_compared_by_host(location: str, invalidated: str | None) -> None:
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] == "PUT":
+            start_response("201 Created", [("Content-Type", "text/plain"), ("Location", location)])
+            return [b""]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+    middleware = CacheMiddleware(app, rules=[Rule("/<path:p>", timeout=60)])
+    for path in ("/items", "/items/5"):
+        call(middleware, make_environ(path))
+    status, _, _ = call(middleware, make_environ("/items", method="PUT"))
+    assert status.startswith("201")
+    assert call(middleware, make_environ("/items"))[1]["X-Cache"] == "MISS"
+    expected = "MISS" if invalidated else "HIT"
+    assert call(middleware, make_environ("/items/5"))[1]["X-Cache"] == expected
+
+
+@pytest.mark.parametrize("method", ["PROPFIND", "REPORT", "OPTIONS", "SEARCH"])
+def test_safe_webdav_methods_invalidate_nothing(method: str) -> None:
+    app = EchoApp()
+    middleware = CacheMiddleware(app, rules=[Rule("/cal/<path:p>", timeout=60)])
+    call(middleware, make_environ("/cal/a.ics"))
+    call(middleware, make_environ("/cal/a.ics", method=method))
+    assert call(middleware, make_environ("/cal/a.ics"))[1]["X-Cache"] == "HIT"
+
+
+def test_range_request_that_misses_is_answered_by_the_application() -> None:
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if "HTTP_RANGE" in environ:
+            start_response(
+                "206 Partial Content", [("Content-Type", "text/plain"), ("Content-Range", "bytes 0-1/10")]
+            )
+            return [b"01"]
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        return [b"0123456789"]
+
+    client, cache = cached(app, [Rule("/file", timeout=60)])
+    partial = client.get("/file", headers={"Range": "bytes=0-1"}, status=206)
+    assert partial.headers["X-Cache"] == "BYPASS" and partial.body == b"01"
+    assert client.get("/file").headers["X-Cache"] == "MISS"
+    whole = client.get("/file", headers={"Range": "bytes=0-1"})
+    assert whole.status_int == 200 and whole.headers["X-Cache"] == "HIT" and whole.body == b"0123456789"
+    assert cache.stats()["stores"] == 1
+
+
+def test_quoted_cookie_values_holding_semicolons_stay_apart() -> None:
+    app = EchoApp()
+    client, _ = cached(app, [Rule("/me", timeout=60, vary_cookies=["session"])])
+    first = client.get("/me", headers={"Cookie": 'session="a;b"'})
+    second = client.get("/me", headers={"Cookie": 'session="a;c"'})
+    assert second.headers["X-Cache"] == "MISS" and second.body != first.body

@@ -124,11 +124,12 @@ def _request_host(header: str | None, server_name: str, server_port: str, scheme
         key = "@" + raw
     else:
         raw = key = header
-    match = _match_host(raw, scheme)
+    match = match_form(raw, scheme)
     return None if match is None else RequestHost(match, key)
 
 
-def _match_host(raw: str, scheme: str) -> str | None:
+def match_form(raw: str, scheme: str) -> str | None:
+    """A host as rules compare it (lower case, no trailing dot or default port), or ``None``."""
     host = raw.lower()
     if host.endswith("]") or ":" not in host:
         name, port = host, ""
@@ -151,6 +152,15 @@ def wsgi_str(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
+#: One cookie of a ``Cookie`` header, as werkzeug reads it: a name, then
+#: an optional value that is a quoted string (which may hold ``;``) or runs
+#: to the next ``;``.
+_COOKIE_RE = re.compile(
+    r"""([^=;]*)(?:\s*=\s*("(?:[^\\"]|\\.)*"|.*?))?\s*;\s*""",
+    flags=re.ASCII,
+)
+
+
 def cookie_values(header: str, names: Sequence[str]) -> list[str | None] | None:
     """The raw values of the cookies ``names`` in a ``Cookie`` header.
 
@@ -158,20 +168,19 @@ def cookie_values(header: str, names: Sequence[str]) -> list[str | None] | None:
     read different values: the name appears twice (werkzeug and Flask read
     the first, Django the last), or appears after a comma (some servers
     join several ``Cookie`` headers with commas, and older parsers split on
-    them). Values are kept as sent, quotes included, so two spellings never
-    share an entry.
+    them). Values are kept as sent, quotes included (a quoted value may
+    hold ``;``), so two spellings never share an entry.
     """
     found: dict[str, str] = {}
     wanted = set(names)
-    for part in header.split(";"):
-        name, _, value = part.partition("=")
+    for name, value in _COOKIE_RE.findall(header + ";"):
         name = name.strip()
         if name in wanted:
             if name in found:
                 return None
             found[name] = value.strip()
-        if "," in part:
-            for piece in part.split(",")[1:]:
+        if "," in name or "," in value:
+            for piece in (name + "=" + value).split(",")[1:]:
                 if piece.partition("=")[0].strip() in wanted:
                     return None
     return [found.get(name) for name in names]

@@ -31,20 +31,27 @@ import enum
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from hashlib import blake2b
-from io import BytesIO
 from secrets import token_hex
 from time import monotonic, sleep, time
 from typing import Any
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
 from . import checks, http
 from .backends import Backend
 from .backends.base import check_default_timeout
+from .body import has_body, read_body
 from .config import build_backends, middleware_arguments
 from .errors import ConfigurationError, CorruptEntry
 from .fills import Fills
 from .guard import GuardedBackend
-from .keys import METHOD_OVERRIDE_HEADERS, KeySpace, cookie_values, key_material, request_host
+from .keys import (
+    METHOD_OVERRIDE_HEADERS,
+    KeySpace,
+    cookie_values,
+    key_material,
+    match_form,
+    request_host,
+)
 from .memo import ByteBudgetLru
 from .response import CapturedResponse, StartResponse, StreamingBody, close_iterable
 from .rules import CompiledRule, Rule, RuleSet
@@ -65,7 +72,9 @@ TAG_TTL = 29 * 24 * 3600.0
 _FORWARD_STRIPPED = frozenset({*http.PRECONDITION_HEADERS, "HTTP_RANGE", "HTTP_IF_RANGE"})
 
 #: Methods that never change state (RFC 9110, section 9.2.1).
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: Methods that never change state (RFC 9110 section 9.2.1; WebDAV's PROPFIND
+#: and REPORT, the SEARCH and QUERY methods): they invalidate nothing.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "REPORT", "SEARCH", "QUERY"})
 
 _METHOD_OVERRIDES = frozenset(METHOD_OVERRIDE_HEADERS)
 
@@ -91,6 +100,7 @@ class Bypass(enum.Enum):
     INVALID_HOST = "invalid_host"  # Host that is not a valid host name
     METHOD_OVERRIDE = "method_override"  # X-HTTP-Method-Override and friends, or ?_method=
     REQUEST_BODY = "request_body"  # body on GET/HEAD, chunked, over max_body_bytes, or cut short
+    RANGE = "range"  # a Range request that missed: the application answers the range
     AMBIGUOUS_COOKIE = "ambiguous_cookie"  # a vary_cookies name twice or after a comma
     PRECONDITION = "precondition"  # If-Match & co. on a cached method other than GET/HEAD
     BACKEND = "backend"  # the backend could not be asked
@@ -287,8 +297,7 @@ class CacheMiddleware:
         if isinstance(lookup, _Unsafe):
             return self._pass_invalidating(environ, start_response, lookup)
         if not isinstance(lookup, _Lookup):
-            self._stats.incr("bypasses")
-            return self._pass(environ, start_response)
+            return self._pass(environ, start_response, lookup)
 
         try:
             return self._lookup_and_answer(environ, start_response, lookup)
@@ -303,8 +312,7 @@ class CacheMiddleware:
         now = time()
         answered, entry = self._read_entry(lookup)
         if not answered:
-            self._stats.incr("bypasses")
-            return self._pass(environ, start_response)
+            return self._pass(environ, start_response, Bypass.BACKEND)
         if entry is not None:
             if now < entry.fresh_until:
                 self._stats.incr("hits")
@@ -314,6 +322,11 @@ class CacheMiddleware:
                 return self._serve(environ, start_response, entry, now, self._header_stale)
             if now >= entry.fresh_until + lookup.rule.stale_if_error:
                 entry = None
+        if "HTTP_RANGE" in environ:
+            # A hit answers a range request with the whole response (RFC 9110
+            # allows it); a miss lets the application answer the range itself
+            # (resumed downloads, media seeking), and nothing is stored.
+            return self._pass(environ, start_response, Bypass.RANGE)
         if entry is None and self.lock_wait and not lookup.claimed:
             filled = self._wait_for_fill(lookup)
             if filled is not None:
@@ -402,7 +415,7 @@ class CacheMiddleware:
             return Bypass.REMOTE_USER
         if not environ.keys().isdisjoint(_METHOD_OVERRIDES) or "_method=" in environ.get("QUERY_STRING", ""):
             return Bypass.METHOD_OVERRIDE
-        if _has_body(environ) and (method in ("GET", "HEAD") or "HTTP_TRANSFER_ENCODING" in environ):
+        if (method in ("GET", "HEAD") or "HTTP_TRANSFER_ENCODING" in environ) and has_body(environ):
             # A body on GET shares no entry with bodiless requests; a chunked
             # body's length is unknown until read whole.
             return Bypass.REQUEST_BODY
@@ -415,17 +428,11 @@ class CacheMiddleware:
     def _body_digest(self, environ: dict[str, Any]) -> str | None:
         """A digest of the request body, which the application can still read whole.
 
-        ``None`` when the body is larger than ``max_body_bytes`` or
-        shorter than its ``Content-Length`` (the request then bypasses).
+        ``None`` when the body is larger than ``max_body_bytes`` or cut
+        short (the request then bypasses).
         """
-        length = _content_length(environ)
-        if length is None or length > self.max_body_bytes:
-            return None
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = BytesIO(body)
-        if len(body) != length:
-            return None
-        return blake2b(body, digest_size=16).hexdigest()
+        body = read_body(environ, self.max_body_bytes)
+        return None if body is None else blake2b(body, digest_size=16).hexdigest()
 
     def _read_entry(self, lookup: _Lookup, extra_key: str | None = None) -> tuple[bool, Entry | None]:
         """One backend call for the entry, its tag generations (and ``extra_key``).
@@ -510,8 +517,12 @@ class CacheMiddleware:
                 [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "0"), *extra],
             )
 
-    def _pass(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def _pass(
+        self, environ: dict[str, Any], start_response: StartResponse, reason: Bypass
+    ) -> Iterable[bytes]:
         """Call the application unchanged, adding only the ``BYPASS`` header."""
+        self._stats.incr("bypasses")
+        logger.debug("wsgicache: BYPASS (%s) %s", reason.value, _describe(environ))
         if self.cache_header is None:
             return self.app(environ, start_response)
         extra = self._header_bypass
@@ -535,21 +546,15 @@ class CacheMiddleware:
         """
         if unsafe.bypass is not None:
             self._stats.incr("bypasses")
+            logger.debug("wsgicache: BYPASS (%s) %s", unsafe.bypass.value, _describe(environ))
         extra = self._header_bypass if unsafe.bypass is not None else []
         aliases = unsafe.aliases
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        host = environ.get("HTTP_HOST", "").lower()
 
         def start_invalidating(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Callable[[bytes], object]:
             if exc_info is None and aliases and 200 <= http.status_code(status) < 400:
-                paths = [path]
-                for name in ("location", "content-location"):
-                    target = _same_host_path(http.header_value(headers, name), host)
-                    if target is not None and target not in paths:
-                        paths.append(target)
-                self._invalidate_paths(paths, aliases)
+                self._invalidate_paths(_written_paths(environ, headers), aliases)
             return start_response(status, headers + extra if extra else headers, exc_info)
 
         return self.app(environ, start_invalidating)
@@ -922,30 +927,36 @@ def _is_unsafe(environ: Mapping[str, Any], method: str) -> bool:
     return False
 
 
-def _content_length(environ: Mapping[str, Any]) -> int | None:
-    """The request's ``Content-Length`` (0 when absent), ``None`` when malformed."""
-    raw = environ.get("CONTENT_LENGTH")
-    if not raw:
-        return 0
-    raw = raw.strip()
-    return int(raw) if raw.isdigit() else None
+def _written_paths(environ: Mapping[str, Any], headers: list[tuple[str, str]]) -> list[str]:
+    """The paths a successful unsafe request invalidates (RFC 9111 section 4.4).
 
-
-def _has_body(environ: Mapping[str, Any]) -> bool:
-    """Whether the request carries a body (or says it does, in a malformed way)."""
-    return "HTTP_TRANSFER_ENCODING" in environ or _content_length(environ) != 0
-
-
-def _same_host_path(url: str | None, host: str) -> str | None:
-    """The WSGI path of ``url`` if it is on ``host`` (or host-relative), else ``None``."""
-    if not url:
-        return None
-    parts = urlsplit(url.strip())
-    if parts.netloc and parts.netloc.lower() != host:
-        return None
-    if not parts.path.startswith("/"):
-        return None
-    return unquote_to_bytes(parts.path).decode("latin-1")
+    Its own path, then those of same-host ``Location`` and
+    ``Content-Location`` answers and of a WebDAV ``Destination`` (``MOVE``,
+    ``COPY``), resolved against the request URL. Unparsable URLs are
+    skipped; nothing here raises.
+    """
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    paths = [path]
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = request_host(environ)
+    if host is None:
+        return paths
+    base = f"{scheme}://{host.match}{quote(path.encode('latin-1', 'replace'), safe='/')}"
+    targets = [http.header_value(headers, "location"), http.header_value(headers, "content-location")]
+    targets.append(environ.get("HTTP_DESTINATION"))
+    for target in targets:
+        if not target:
+            continue
+        try:
+            parts = urlsplit(urljoin(base, target.strip()))
+            if parts.scheme not in ("http", "https") or match_form(parts.netloc, parts.scheme) != host.match:
+                continue
+        except ValueError:
+            continue
+        written = unquote_to_bytes(parts.path or "/").decode("latin-1")
+        if written not in paths:
+            paths.append(written)
+    return paths
 
 
 def _describe(environ: Mapping[str, Any]) -> str:

@@ -32,7 +32,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, MapAdapter
 from werkzeug.routing import Rule as RoutingRule
 from werkzeug.routing.converters import BaseConverter, NumberConverter
-from werkzeug.routing.exceptions import RoutingException
+from werkzeug.routing.exceptions import RequestRedirect, RoutingException
 
 from .errors import ConfigurationError
 from .keys import KeySpace, header_environ_key, ignore_matcher, normalize_query, wsgi_str
@@ -486,9 +486,33 @@ class CompiledRule:
             )
         try:
             _, values = adapter.match(path, method)
+        except RequestRedirect:
+            # The other trailing-slash spelling of the pattern ("/x" for "/x/"):
+            # the rule covers it, as frameworks that strip or add the slash do.
+            return self._match_spellings(adapter, path, method, (_toggle_slash(path),))
         except (HTTPException, RoutingException):
-            return None
+            if self.cache:
+                return None
+            # An exclusion also covers the spellings an application may fold
+            # together: "/account/" for "/account", "//account".
+            merged = _MERGE_SLASHES.sub("/", path)
+            spellings = (_toggle_slash(path), merged, _toggle_slash(merged))
+            return self._match_spellings(adapter, path, method, spellings)
         return dict(values)
+
+    @staticmethod
+    def _match_spellings(
+        adapter: MapAdapter, path: str, method: str, spellings: Iterable[str]
+    ) -> dict[str, Any] | None:
+        for spelling in spellings:
+            if spelling == path:
+                continue
+            try:
+                _, values = adapter.match(spelling, method)
+            except (HTTPException, RoutingException):
+                continue
+            return dict(values)
+        return None
 
     def query_component(self, query_string: str) -> str:
         if self.query_none or not query_string:
@@ -557,6 +581,16 @@ class RuleSet:
             ):
                 aliases.append(rule.backend_alias)
         return aliases
+
+
+_MERGE_SLASHES = re.compile("/{2,}")
+
+
+def _toggle_slash(path: str) -> str:
+    """``path`` with its trailing slash removed, or added."""
+    if path.endswith("/"):
+        return path.rstrip("/") or "/"
+    return path + "/"
 
 
 def _routing_path(path_info: str) -> str:
