@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 from helpers import RecordingApp, cached
 
 from wsgicache import Rule
@@ -38,3 +40,21 @@ def test_decoded_cache_can_be_turned_off() -> None:
     for _ in range(3):
         assert client.get("/p").headers["X-Cache"] == "HIT"
     assert len(cache._decoded._data) == 0
+
+
+def test_byte_budget_lru_counts_exactly_under_threads() -> None:
+    memo: ByteBudgetLru[int, bytes] = ByteBudgetLru(10_000)
+
+    def work(offset: int) -> None:
+        for n in range(20_000):
+            key = (n * 7 + offset) % 500
+            memo.put(key, b"x", 10 + key % 90)
+            memo.get((key + 1) % 500)
+
+    threads = [threading.Thread(target=work, args=(offset,)) for offset in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    held = sum(cost for _, cost in memo._data.values())
+    assert memo.used == held <= 10_000

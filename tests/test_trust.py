@@ -668,3 +668,122 @@ def test_quoted_cookie_values_holding_semicolons_stay_apart() -> None:
     first = client.get("/me", headers={"Cookie": 'session="a;b"'})
     second = client.get("/me", headers={"Cookie": 'session="a;c"'})
     assert second.headers["X-Cache"] == "MISS" and second.body != first.body
+
+
+# -- found by code review ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "bypass", "invalidates"),
+    [
+        ("utm_method=x", {}, False, False),  # not a method override at all
+        ("_method=GET", {}, True, False),  # an override to a safe method
+        ("", {"X-HTTP-Method-Override": "GET"}, True, False),
+        ("_method=DELETE", {}, True, True),
+        ("", {"X-HTTP-Method-Override": "delete"}, True, True),
+    ],
+)
+def test_only_unsafe_method_overrides_invalidate(
+    query: str, headers: dict[str, str], bypass: bool, invalidates: bool
+) -> None:
+    app = EchoApp()
+    client, _ = cached(app, [Rule("/posts", timeout=60, query="none")])
+    client.get("/posts")
+    response = client.get(f"/posts?{query}", headers=headers)
+    assert response.headers["X-Cache"] == ("BYPASS" if bypass else "HIT")
+    assert client.get("/posts").headers["X-Cache"] == ("MISS" if invalidates else "HIT")
+
+
+class CountingBackend(MemoryBackend):
+    """The memory backend, counting the calls that reach it (and failing while ``dead``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.dead = False
+
+    def _called(self) -> None:
+        self.calls += 1
+        if self.dead:
+            raise ConnectionError("backend down")
+
+    def get_many(self, keys: Any) -> dict[str, bytes]:
+        self._called()
+        return super().get_many(keys)
+
+    def get(self, key: str) -> bytes | None:
+        self._called()
+        return super().get(key)
+
+    def set(self, key: str, value: bytes, ttl: float) -> bool:
+        self._called()
+        return super().set(key, value, ttl)
+
+    def add(self, key: str, value: bytes, ttl: float) -> bool:
+        self._called()
+        return super().add(key, value, ttl)
+
+
+def test_writes_do_not_wait_on_a_backend_whose_circuit_is_open() -> None:
+    backend = CountingBackend()
+    client, cache = cached(EchoApp(), [Rule("/<path:p>", timeout=60)], backend=backend, failure_threshold=1)
+    backend.dead = True
+    assert client.get("/a").headers["X-Cache"] == "BYPASS"  # opens the circuit
+    calls = backend.calls
+    for _ in range(3):
+        assert client.post("/a", params=b"x=1").status_int == 200
+    assert backend.calls == calls
+    assert cache.stats()["skipped"] >= 3
+
+
+def test_writes_to_urls_no_rule_can_store_touch_no_backend() -> None:
+    backend = CountingBackend()
+    rules = [Rule("/admin/<path:rest>", cache=False), Rule("/<path:rest>", timeout=60)]
+    client, _ = cached(EchoApp(), rules, backend=backend)
+    client.post("/admin/users/1", params=b"x=1")
+    client.delete("/admin/x")
+    client.post("/", params=b"x=1")  # "/<path:rest>" does not match "/"
+    assert backend.calls == 0
+    client.post("/blog/1", params=b"x=1")
+    assert backend.calls > 0
+
+
+class TrickleInput(io.BytesIO):
+    """A stream that returns at most three bytes a read, as some servers' sockets do."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(3 if size is None or size < 0 else min(size, 3))
+
+
+def test_a_body_read_in_small_pieces_reaches_the_application_whole() -> None:
+    app = EchoApp()
+    middleware = CacheMiddleware(app, rules=[Rule("/s", methods=["POST"], timeout=60)])
+    body = b'{"q": "a longer query"}'
+    for _ in range(2):
+        environ = make_environ("/s", method="POST", CONTENT_LENGTH=str(len(body)), CONTENT_TYPE="x/y")
+        environ["wsgi.input"] = TrickleInput(body)
+        _, headers, echoed = call(middleware, environ)
+        assert repr(body).encode() in echoed
+    assert headers["X-Cache"] == "HIT"
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "headers"),
+    [
+        ("GET", "200 OK", [("Content-Length", "\u00b2")]),
+        ("GET", "200 OK", [("Age", "\u00b2")]),
+        ("POST", "\u00b200 OK", []),
+        ("GET", "\u00b200 OK", []),
+    ],
+)
+def test_odd_response_headers_never_make_the_middleware_raise(
+    method: str, status: str, headers: list[tuple[str, str]]
+) -> None:
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        start_response(status, [("Content-Type", "text/plain"), *headers])
+        return [b"x"]
+
+    middleware = CacheMiddleware(app, rules=[Rule("/p", timeout=60)])
+    for _ in range(2):
+        returned, _, body = call(middleware, make_environ("/p", method=method))
+        assert returned == status and body == b"x"

@@ -28,7 +28,7 @@ def content_length(environ: MutableMapping[str, Any]) -> int | None:
     if not raw:
         return 0
     raw = raw.strip()
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 def _length_unknown(environ: MutableMapping[str, Any]) -> bool:
@@ -84,9 +84,21 @@ def read_body(environ: MutableMapping[str, Any], limit: int) -> bytes | None:
             return None
         environ["wsgi.input"] = BytesIO(body)
         return body
-    body = stream.read(length) if length else b""
+    chunks = []
+    size = 0
+    while size < length:
+        read = stream.read(length - size)
+        if not read:
+            break
+        chunks.append(read)
+        size += len(read)
+    body = b"".join(chunks)
+    if size < length:
+        # Cut short (or a stream that ends early): give back what was read, then the rest.
+        environ["wsgi.input"] = ReplayInput(body, stream)
+        return None
     environ["wsgi.input"] = BytesIO(body)
-    return body if len(body) == length else None
+    return body
 
 
 class ReplayInput:

@@ -31,8 +31,6 @@ NotStoredReason = Literal[
     "error",  # the application reported an error through exc_info
     "too_large",  # over max_entry_bytes
     "length",  # body shorter or longer than its Content-Length
-    "lifetime",  # no positive freshness lifetime
-    "backend",  # the backend could not be asked or declined the value
 ]
 
 #: Statuses that never describe a whole, reusable representation.
@@ -71,7 +69,7 @@ def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
 def status_code(status: str) -> int:
     """The integer code of a WSGI status line such as ``"200 OK"`` (0 if malformed)."""
     code = status[:3]
-    return int(code) if code.isdigit() and len(status) >= 3 else 0
+    return int(code) if code.isascii() and code.isdigit() and len(status) >= 3 else 0
 
 
 def response_cache_control(headers: Iterable[tuple[str, str]]) -> ResponseCacheControl:
@@ -156,7 +154,7 @@ def initial_age(headers: Iterable[tuple[str, str]]) -> float:
     if raw is None:
         return 0.0
     first = raw.split(",", 1)[0].strip()
-    return float(first) if first.isdigit() else 0.0
+    return float(first) if first.isascii() and first.isdigit() else 0.0
 
 
 def storable_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -181,9 +179,12 @@ PRECONDITION_HEADERS = (
 )
 
 
+_PRECONDITION_SET = frozenset(PRECONDITION_HEADERS)
+
+
 def has_preconditions(environ: Mapping[str, Any]) -> bool:
     """Whether the request carries any precondition header."""
-    return any(name in environ for name in PRECONDITION_HEADERS)
+    return not environ.keys().isdisjoint(_PRECONDITION_SET)
 
 
 def evaluate_preconditions(

@@ -79,14 +79,19 @@ def text_size(item: object) -> int:
 
 
 class ByteBudgetLru(Generic[K, V]):
-    """Least-recently-used results whose summed ``cost`` stays under ``budget``."""
+    """Least-recently-used results whose summed ``cost`` stays under ``budget``.
 
-    __slots__ = ("_data", "budget", "used")
+    :meth:`put` takes a lock so the byte count stays exact under threads;
+    :meth:`get` is lock-free.
+    """
+
+    __slots__ = ("_data", "_lock", "budget", "used")
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self.used = 0
         self._data: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
         item = self._data.get(key)
@@ -102,14 +107,12 @@ class ByteBudgetLru(Generic[K, V]):
         if cost > self.budget:
             return
         data = self._data
-        old = data.pop(key, None)
-        if old is not None:
-            self.used -= old[1]
-        data[key] = (value, cost)
-        self.used += cost
-        while self.used > self.budget and data:
-            try:
+        with self._lock:
+            old = data.pop(key, None)
+            if old is not None:
+                self.used -= old[1]
+            data[key] = (value, cost)
+            self.used += cost
+            while self.used > self.budget and data:
                 _, (_, evicted_cost) = data.popitem(last=False)
-            except KeyError:
-                break
-            self.used -= evicted_cost
+                self.used -= evicted_cost

@@ -34,7 +34,7 @@ from hashlib import blake2b
 from secrets import token_hex
 from time import monotonic, sleep, time
 from typing import Any
-from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
+from urllib.parse import parse_qsl, quote, unquote_to_bytes, urljoin, urlsplit
 
 from . import checks, http
 from .backends import Backend
@@ -71,12 +71,16 @@ TAG_TTL = 29 * 24 * 3600.0
 #: then evaluates the client's own preconditions itself.
 _FORWARD_STRIPPED = frozenset({*http.PRECONDITION_HEADERS, "HTTP_RANGE", "HTTP_IF_RANGE"})
 
-#: Methods that never change state (RFC 9110, section 9.2.1).
 #: Methods that never change state (RFC 9110 section 9.2.1; WebDAV's PROPFIND
 #: and REPORT, the SEARCH and QUERY methods): they invalidate nothing.
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "REPORT", "SEARCH", "QUERY"})
 
 _METHOD_OVERRIDES = frozenset(METHOD_OVERRIDE_HEADERS)
+
+#: Environ keys any of which can make a matched request bypass (checked in one call first).
+_BYPASS_KEYS = frozenset(
+    {"HTTP_AUTHORIZATION", "REMOTE_USER", "HTTP_TRANSFER_ENCODING", *METHOD_OVERRIDE_HEADERS}
+)
 
 
 #: Seconds between looks at the backend while another process fills an entry.
@@ -363,7 +367,7 @@ class CacheMiddleware:
         rule, values = found
         bypass = self._bypass_reason(environ, rule, method)
         if bypass is not None:
-            if unsafe or bypass is Bypass.METHOD_OVERRIDE:
+            if unsafe or (bypass is Bypass.METHOD_OVERRIDE and _is_unsafe(environ, method)):
                 return _Unsafe(ruleset.aliases_storing(host.match, path_info), bypass)
             return bypass
 
@@ -409,17 +413,23 @@ class CacheMiddleware:
         """Why a request a rule matched must not use the cache, or ``None``."""
         if not rule.cache:
             return Bypass.EXCLUDED
-        if "HTTP_AUTHORIZATION" in environ and not rule.allow_authorization:
-            return Bypass.AUTHORIZATION
-        if environ.get("REMOTE_USER") and not rule.allow_remote_user:
-            return Bypass.REMOTE_USER
-        if not environ.keys().isdisjoint(_METHOD_OVERRIDES) or "_method=" in environ.get("QUERY_STRING", ""):
+        if not environ.keys().isdisjoint(_BYPASS_KEYS):  # one check for the common case
+            if "HTTP_AUTHORIZATION" in environ and not rule.allow_authorization:
+                return Bypass.AUTHORIZATION
+            if environ.get("REMOTE_USER") and not rule.allow_remote_user:
+                return Bypass.REMOTE_USER
+            if not environ.keys().isdisjoint(_METHOD_OVERRIDES):
+                return Bypass.METHOD_OVERRIDE
+            if "HTTP_TRANSFER_ENCODING" in environ:
+                # A chunked body's length is unknown until read whole.
+                return Bypass.REQUEST_BODY
+        if "_method" in environ.get("QUERY_STRING", "") and _override_method(environ) is not None:
             return Bypass.METHOD_OVERRIDE
-        if (method in ("GET", "HEAD") or "HTTP_TRANSFER_ENCODING" in environ) and has_body(environ):
-            # A body on GET shares no entry with bodiless requests; a chunked
-            # body's length is unknown until read whole.
-            return Bypass.REQUEST_BODY
-        if method not in ("GET", "HEAD") and http.has_preconditions(environ):
+        if method in ("GET", "HEAD"):
+            if has_body(environ):
+                # A body on GET/HEAD shares no entry with bodiless requests.
+                return Bypass.REQUEST_BODY
+        elif http.has_preconditions(environ):
             return Bypass.PRECONDITION
         if rule.unless is not None and rule.unless(environ):
             return Bypass.UNLESS
@@ -554,7 +564,11 @@ class CacheMiddleware:
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Callable[[bytes], object]:
             if exc_info is None and aliases and 200 <= http.status_code(status) < 400:
-                self._invalidate_paths(_written_paths(environ, headers), aliases)
+                try:
+                    self._invalidate_paths(_written_paths(environ, headers), aliases)
+                except Exception:  # never fail the application's answer
+                    logger.exception("wsgicache: invalidating after %s failed", _describe(environ))
+                    self._stats.incr("errors")
             return start_response(status, headers + extra if extra else headers, exc_info)
 
         return self.app(environ, start_invalidating)
@@ -567,9 +581,15 @@ class CacheMiddleware:
             guard = self._guards[alias]
             for path in paths:
                 for tag_key in keyspace.path_tag_keys_all_shards(path):
-                    ok = bool(guard.set(tag_key, new_generation(), TAG_TTL, force=True)) and ok
+                    # Not forced: with the circuit open, a write is not held up
+                    # waiting for a backend believed dead (invalidate() does try).
+                    ok = bool(guard.set(tag_key, new_generation(), TAG_TTL)) and ok
         if not ok:
-            logger.warning("wsgicache: invalidating %s after an unsafe request failed", ", ".join(paths))
+            logger.warning(
+                "wsgicache: could not invalidate %s after a write (backend failing or its circuit "
+                "open); entries stored before may be served until they expire",
+                ", ".join(paths),
+            )
         return ok
 
     # -- misses -------------------------------------------------------------
@@ -602,7 +622,7 @@ class CacheMiddleware:
         except Exception:
             if stale is None:
                 raise
-            return self._serve_stale(environ, start_response, stale, "raised an exception")
+            return self._serve_stale(environ, start_response, stale, "raised an exception", raised=True)
 
         handed_over = False
         try:
@@ -612,7 +632,7 @@ class CacheMiddleware:
             except Exception:
                 if stale is None:
                     raise
-                return self._serve_stale(environ, start_response, stale, "raised an exception")
+                return self._serve_stale(environ, start_response, stale, "raised an exception", raised=True)
             assert captured.status is not None
             if stale is not None and (captured.failed or http.status_code(captured.status) >= 500):
                 return self._serve_stale(environ, start_response, stale, f"answered {captured.status}")
@@ -642,7 +662,11 @@ class CacheMiddleware:
         if self._why_incomplete(captured, body, asked_head=asked_head) is not None or generations is None:
             self._stats.incr("not_stored")
         else:
-            self._store(lookup, captured, body, generations)
+            try:
+                self._store(lookup, captured, body, generations)
+            except Exception:  # a response the cache cannot judge is sent, not stored
+                logger.exception("wsgicache: could not store the response to %s", _describe(environ))
+                self._stats.incr("errors")
         return self._answer(
             environ, start_response, captured.status, captured.headers, body, self._header_miss
         )
@@ -689,18 +713,24 @@ class CacheMiddleware:
             return "error"  # start_response(..., exc_info) while the body was produced
         if not asked_head:
             length = http.header_value(captured.headers, "content-length")
-            if length is not None and (not length.strip().isdigit() or int(length) != len(body)):
+            if length is not None and _as_count(length) != len(body):
                 return "length"
         return None
 
     def _serve_stale(
-        self, environ: dict[str, Any], start_response: StartResponse, stale: Entry, what: str
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        stale: Entry,
+        what: str,
+        *,
+        raised: bool = False,
     ) -> Iterable[bytes]:
         logger.warning(
             "wsgicache: application %s for %s; serving a stale entry",
             what,
             _describe(environ),
-            exc_info=what.startswith("raised"),
+            exc_info=raised,
         )
         self._stats.incr("stale")
         return self._serve(environ, start_response, stale, time(), self._header_stale)
@@ -721,7 +751,7 @@ class CacheMiddleware:
         )
         if reason is None:
             length = http.header_value(captured.headers, "content-length")
-            if length is not None and length.strip().isdigit() and int(length) > self.max_entry_bytes:
+            if length is not None and (_as_count(length) or 0) > self.max_entry_bytes:
                 return "too_large"
         return reason
 
@@ -913,6 +943,30 @@ def _wsgi_path(url: str) -> str:
     return unquote_to_bytes(path).decode("latin-1")
 
 
+def _as_count(text: str) -> int | None:
+    """A header value as a non-negative integer (ASCII digits only), else ``None``."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _override_method(environ: Mapping[str, Any]) -> str | None:
+    """The method a request asks the application to act as, if it carries an override.
+
+    From ``X-HTTP-Method-Override`` and friends, or a ``_method`` query
+    parameter (Rails-style forms, some method-override middleware).
+    """
+    for name in METHOD_OVERRIDE_HEADERS:
+        value = environ.get(name)
+        if value is not None:
+            return str(value)
+    query: str = environ.get("QUERY_STRING", "")
+    if "_method" in query:
+        for name, found in parse_qsl(query, keep_blank_values=True, encoding="latin-1"):
+            if name == "_method":
+                return found
+    return None
+
+
 def _is_unsafe(environ: Mapping[str, Any], method: str) -> bool:
     """Whether a request may change state: its method, or a method override, is not safe.
 
@@ -920,11 +974,8 @@ def _is_unsafe(environ: Mapping[str, Any], method: str) -> bool:
     """
     if method.upper() not in _SAFE_METHODS:
         return True
-    for name in METHOD_OVERRIDE_HEADERS:
-        value = environ.get(name)
-        if value is not None and value.strip().upper() not in _SAFE_METHODS:
-            return True
-    return False
+    override = _override_method(environ)
+    return override is not None and override.strip().upper() not in _SAFE_METHODS
 
 
 def _written_paths(environ: Mapping[str, Any], headers: list[tuple[str, str]]) -> list[str]:

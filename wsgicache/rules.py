@@ -469,11 +469,9 @@ class CompiledRule:
             self.tag_function = None
             self.tag_templates = tuple(t for t in rule.tags if isinstance(t, str))
             self.tag_functions = tuple(t for t in rule.tags if not isinstance(t, str))
-        self.key_method_from_request = bool(rule.methods - {"GET", "HEAD"})
         # HEAD is asked of the application as GET (so the entry serves both)
         # only when the rule caches GET; otherwise a HEAD entry of its own.
         self.head_as_get = "GET" in rule.methods
-        self.any_method = min(rule.methods)
         self.has_tags = bool(self.tag_templates or self.tag_functions or self.tag_function is not None)
 
     def match(self, host: str, path: str, method: str) -> dict[str, Any] | None:
@@ -546,6 +544,10 @@ class RuleSet:
     def __init__(self, rules: Sequence[CompiledRule]) -> None:
         self.rules = tuple(rules)
         self.uses_host = any(rule.host_matching for rule in self.rules)
+        # The methods some rule stores entries for: only their first matches can hold entries.
+        self.cached_methods = tuple(
+            sorted({method for rule in self.rules if rule.cache for method in rule.rule.methods})
+        )
         self._memo: FifoMemo[tuple[str, str, str], tuple[CompiledRule, dict[str, Any]] | tuple[()]] = (
             FifoMemo(self.memo_size, max_bytes=self.memo_bytes)
         )
@@ -566,20 +568,20 @@ class RuleSet:
         return None
 
     def aliases_storing(self, host: str, path_info: str) -> list[str]:
-        """The backend aliases of the caching rules that match this URL for any method.
+        """The backend aliases that may hold entries of this URL.
 
-        A successful unsafe request (``POST``, ``DELETE``, ...) invalidates
-        the URL's entries in these backends.
+        For each method some rule caches, the rule that decides a request
+        of that method (the first match, as for any request) is looked at;
+        if it caches, its backend may hold entries. A successful unsafe
+        request (``POST``, ``DELETE``, ...) invalidates the URL there; a URL
+        every such request of which passes through or is excluded touches
+        no backend.
         """
-        path = _routing_path(path_info)
         aliases: list[str] = []
-        for rule in self.rules:
-            if (
-                rule.cache
-                and rule.backend_alias not in aliases
-                and rule.match(host, path, rule.any_method) is not None
-            ):
-                aliases.append(rule.backend_alias)
+        for method in self.cached_methods:
+            found = self.match(host, path_info, method)
+            if found is not None and found[0].cache and found[0].backend_alias not in aliases:
+                aliases.append(found[0].backend_alias)
         return aliases
 
 
