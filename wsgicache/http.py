@@ -179,12 +179,12 @@ PRECONDITION_HEADERS = (
 )
 
 
-_PRECONDITION_SET = frozenset(PRECONDITION_HEADERS)
+PRECONDITION_SET = frozenset(PRECONDITION_HEADERS)
 
 
 def has_preconditions(environ: Mapping[str, Any]) -> bool:
     """Whether the request carries any precondition header."""
-    return not environ.keys().isdisjoint(_PRECONDITION_SET)
+    return not environ.keys().isdisjoint(PRECONDITION_SET)
 
 
 def evaluate_preconditions(

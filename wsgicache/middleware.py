@@ -308,7 +308,8 @@ class CacheMiddleware:
         finally:
             # Whatever happened (an exception, a BaseException, a close() that
             # raised), this request's claim on the entry ends here.
-            self._release(lookup)
+            if lookup.claimed or lookup.locked:
+                self._release(lookup)
 
     def _lookup_and_answer(
         self, environ: dict[str, Any], start_response: StartResponse, lookup: _Lookup
@@ -426,7 +427,8 @@ class CacheMiddleware:
         if "_method" in environ.get("QUERY_STRING", "") and _override_method(environ) is not None:
             return Bypass.METHOD_OVERRIDE
         if method in ("GET", "HEAD"):
-            if has_body(environ):
+            length = environ.get("CONTENT_LENGTH")
+            if ((length and length != "0") or environ.get("wsgi.input_terminated")) and has_body(environ):
                 # A body on GET/HEAD shares no entry with bodiless requests.
                 return Bypass.REQUEST_BODY
         elif http.has_preconditions(environ):
@@ -490,7 +492,10 @@ class CacheMiddleware:
         cache_header: list[tuple[str, str]],
     ) -> Iterable[bytes]:
         extra = [("Age", str(max(int(now - entry.stored_at), 0))), *cache_header]
-        return self._answer(environ, start_response, entry.status, entry.headers, entry.body, extra)
+        if not environ.keys().isdisjoint(http.PRECONDITION_SET):
+            return self._answer(environ, start_response, entry.status, entry.headers, entry.body, extra)
+        start_response(entry.status, entry.headers + extra)  # the common case, without preconditions
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [entry.body]
 
     def _answer(
         self,

@@ -455,6 +455,7 @@ class CompiledRule:
             else frozenset(wsgi_str(name) for name in rule.query)
         )
         self.query_none = rule.query == "none"
+        self._query_memo: FifoMemo[str, str] = FifoMemo(4096, max_bytes=2 * 1024 * 1024)
         self.ignore = ignore_matcher(wsgi_str(pattern) for pattern in rule.ignore_query)
         self.vary_keys = tuple(header_environ_key(name) for name in rule.vary)
         self.vary_lower = frozenset(name.lower() for name in rule.vary)
@@ -513,9 +514,14 @@ class CompiledRule:
         return None
 
     def query_component(self, query_string: str) -> str:
+        """The query as the key holds it (normalized once per distinct query string)."""
         if self.query_none or not query_string:
             return ""
-        return normalize_query(query_string, self.query_keep, self.ignore)
+        component = self._query_memo.get(query_string)
+        if component is None:
+            component = normalize_query(query_string, self.query_keep, self.ignore)
+            self._query_memo.put(query_string, component)
+        return component
 
     def tags_for(self, environ: Environ, values: Mapping[str, Any]) -> list[str]:
         """The tag names of a request (templates and callables evaluated)."""
