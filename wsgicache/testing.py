@@ -16,7 +16,7 @@ leaves the other namespace alone::
     class TestMyBackend(BackendContract):
         @pytest.fixture
         def backend_factory(self, my_server):
-            return lambda key_prefix: MyBackend(my_server.url, key_prefix=key_prefix)
+            return lambda key_prefix: MyBackend(location=my_server.url, key_prefix=key_prefix)
 
 Optional fixtures to override:
 
