@@ -37,9 +37,10 @@ def test_content_length(extra: dict[str, str], expected: int | None) -> None:
         (b"x", {"CONTENT_LENGTH": "1"}, True),
         (b"", {"CONTENT_LENGTH": "abc"}, True),  # malformed: treated as a body
         (b"", {"HTTP_TRANSFER_ENCODING": "chunked"}, True),
-        (b"x", {"wsgi.input_terminated": True}, False),  # HTTP/1.1: no length, no body
+        (b"x", {"wsgi.input_terminated": True}, True),  # de-chunked, header dropped
         (b"x", {"wsgi.input_terminated": True, "SERVER_PROTOCOL": "HTTP/2"}, True),
         (b"", {"wsgi.input_terminated": True, "SERVER_PROTOCOL": "HTTP/2"}, False),
+        (b"", {"wsgi.input_terminated": True}, False),
         (b"x", {"SERVER_PROTOCOL": "HTTP/2"}, False),  # not terminated: nothing may be read
     ],
 )
