@@ -13,10 +13,19 @@
 
 from __future__ import annotations
 
-from .errors import ConfigurationError, CorruptEntry
+from .errors import ConfigurationError, CorruptEntry, InvalidationError
+from .invalidation import InvalidationResult
 from .middleware import CacheMiddleware
 from .rules import Rule
 
 __version__ = "0.1.0"
 
-__all__ = ["CacheMiddleware", "ConfigurationError", "CorruptEntry", "Rule", "__version__"]
+__all__ = [
+    "CacheMiddleware",
+    "ConfigurationError",
+    "CorruptEntry",
+    "InvalidationError",
+    "InvalidationResult",
+    "Rule",
+    "__version__",
+]

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from time import monotonic
+from typing import NamedTuple
 
 from .backends.base import Backend
 from .backends.memory import MemoryBackend
@@ -232,6 +233,40 @@ class GuardedBackend:
             return False
         self._succeeded("")
         return True
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float, *, force: bool = False) -> Written:
+        """Write ``items`` (an invalidation's new tag generations) in one backend call.
+
+        Returns whether they were written and how many replicas acknowledged
+        them (``None`` when the backend does not wait for replicas). With
+        ``force`` it is tried even while a circuit is open; a failure is
+        logged and counted but, since the keys span every shard, counts
+        towards no shard's circuit.
+        """
+        if not items:
+            return Written(True, None)
+        first = next(iter(items))
+        if not force and not self.available(first):
+            return Written(False, None)
+        try:
+            replicas: object = self.backend.set_many(items, ttl)
+        except Exception as exc:
+            self.stats.incr("errors")
+            logger.warning(
+                "wsgicache: backend %r failed on set_many: %s: %s", self.alias, type(exc).__name__, exc
+            )
+            return Written(False, None)
+        if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int)):
+            self._wrong_type("set_many", f"a {type(replicas).__name__} instead of a replica count", first)
+            replicas = None
+        return Written(True, replicas)
+
+
+class Written(NamedTuple):
+    """The outcome of :meth:`GuardedBackend.set_many`."""
+
+    ok: bool
+    replicas: int | None  # replicas that acknowledged, when the backend waits for them
 
 
 def _where(key: str) -> str:

@@ -41,9 +41,10 @@ from .backends import Backend
 from .backends.base import check_default_timeout
 from .body import has_body, read_body
 from .config import build_backends, middleware_arguments
-from .errors import ConfigurationError, CorruptEntry
+from .errors import ConfigurationError, CorruptEntry, InvalidationError
 from .fills import Fills
 from .guard import GuardedBackend
+from .invalidation import InvalidationResult, PendingInvalidations
 from .keys import (
     METHOD_OVERRIDE_HEADERS,
     KeySpace,
@@ -108,6 +109,7 @@ class Bypass(enum.Enum):
     AMBIGUOUS_COOKIE = "ambiguous_cookie"  # a vary_cookies name twice or after a comma
     PRECONDITION = "precondition"  # If-Match & co. on a cached method other than GET/HEAD
     BACKEND = "backend"  # the backend could not be asked
+    PENDING_INVALIDATION = "pending_invalidation"  # an invalidation of the entry awaits re-applying
 
 
 class _Unsafe:
@@ -165,6 +167,8 @@ class CacheMiddleware:
     :param lock_wait: seconds a request that misses waits for another
         request already filling the same entry before it calls the
         application itself; ``0`` turns coalescing off.
+    :param clock: monotonic seconds for the circuit breaker and the retry
+        schedule of pending invalidations (tests pass a fake one).
     :param max_body_bytes: a rule caching a method with a body (``POST``)
         keys on a digest of the body up to this size; larger bodies bypass.
     :param decoded_cache_bytes: with an in-process backend (memory), decoded
@@ -188,6 +192,7 @@ class CacheMiddleware:
         lock_wait: float = 5.0,
         decoded_cache_bytes: int = 16 * 1024 * 1024,
         max_body_bytes: int = 64 * 1024,
+        clock: Callable[[], float] = monotonic,
     ) -> None:
         if not callable(app):
             raise ConfigurationError(f"CacheMiddleware wraps a WSGI application (a callable), got {app!r}")
@@ -255,6 +260,10 @@ class CacheMiddleware:
         # entry key -> (stored bytes, decoded entry), for in-process backends
         self._decoded: ByteBudgetLru[str, tuple[bytes, Entry]] = ByteBudgetLru(decoded_cache_bytes)
         self._fills = Fills()
+        if not callable(clock):
+            raise ConfigurationError(f"clock must be a callable returning seconds, got {clock!r}")
+        self._clock = clock
+        self._pending = PendingInvalidations(clock)
         self._header_hit = self._header("HIT")
         self._header_miss = self._header("MISS")
         self._header_stale = self._header("STALE")
@@ -314,6 +323,12 @@ class CacheMiddleware:
     def _lookup_and_answer(
         self, environ: dict[str, Any], start_response: StartResponse, lookup: _Lookup
     ) -> Iterable[bytes]:
+        pending = self._pending
+        if pending.active:
+            if pending.due():
+                self._retry_pending()
+            if pending.blocks(lookup.guard.alias, lookup.tag_keys):
+                return self._pass(environ, start_response, Bypass.PENDING_INVALIDATION)
         now = time()
         answered, entry = self._read_entry(lookup)
         if not answered:
@@ -578,24 +593,18 @@ class CacheMiddleware:
 
         return self.app(environ, start_invalidating)
 
-    def _invalidate_paths(self, paths: list[str], aliases: list[str]) -> bool:
-        self._stats.incr("invalidations")
-        ok = True
-        for alias in aliases:
-            keyspace = self._keyspaces[alias]
-            guard = self._guards[alias]
-            for path in paths:
-                for tag_key in keyspace.path_tag_keys_all_shards(path):
-                    # Not forced: with the circuit open, a write is not held up
-                    # waiting for a backend believed dead (invalidate() does try).
-                    ok = bool(guard.set(tag_key, new_generation(), TAG_TTL)) and ok
-        if not ok:
-            logger.warning(
-                "wsgicache: could not invalidate %s after a write (backend failing or its circuit "
-                "open); entries stored before may be served until they expire",
-                ", ".join(paths),
-            )
-        return ok
+    def _invalidate_paths(self, paths: list[str], aliases: list[str]) -> InvalidationResult:
+        """Invalidate the paths a successful write touched.
+
+        Not forced: with a circuit open, the write is not held up waiting for
+        a backend believed dead; the invalidation is kept and re-applied.
+        """
+        keys_by_alias = {
+            alias: [key for path in paths for key in self._keyspaces[alias].path_tag_keys_all_shards(path)]
+            for alias in aliases
+        }
+        what = "the URL written: " + ", ".join(paths)
+        return self._invalidate(keys_by_alias, what, force=False)
 
     # -- misses -------------------------------------------------------------
 
@@ -888,7 +897,8 @@ class CacheMiddleware:
         *,
         tags: Iterable[str] | None = None,
         key: str | None = None,
-    ) -> bool:
+        strict: bool = False,
+    ) -> InvalidationResult:
         """Make entries unusable, in O(1) per tag, on every configured backend.
 
         - ``url``: every entry of that path (``"/posts/1"`` or a full URL;
@@ -896,35 +906,117 @@ class CacheMiddleware:
         - ``tags``: every entry stored with any of these tags;
         - ``key``: every entry whose rule ``key`` rendered to this value.
 
-        Returns whether every backend write succeeded (failures are logged
-        and counted, never raised).
+        Returns an :class:`~wsgicache.invalidation.InvalidationResult`, true
+        when every backend acknowledged the write. One that did not is
+        logged at ERROR, counted (``invalidation_failures``), kept in this
+        process (which serves no entry depending on it meanwhile) and
+        re-applied until the backend acknowledges it. With ``strict=True``
+        it also raises :class:`~wsgicache.errors.InvalidationError`.
         """
         if url is None and tags is None and key is None:
             raise TypeError("invalidate() needs url=, tags= or key=")
         if isinstance(tags, str):
             raise TypeError(f"tags must be a list of tag names, such as [{tags!r}]")
-        self._stats.incr("invalidations")
-        ok = True
+        tags = list(tags or ())
+        keys_by_alias: dict[str, list[str]] = {}
         for alias, keyspace in self._keyspaces.items():
-            guard = self._guards[alias]
             tag_keys: list[str] = []
             if url is not None:
                 tag_keys.extend(keyspace.path_tag_keys_all_shards(_wsgi_path(url)))
-            for tag in tags or ():
+            for tag in tags:
                 tag_keys.extend(keyspace.tag_keys_all_shards(tag))
             if key is not None:
                 tag_keys.extend(keyspace.custom_key_tag_keys_all_shards(key))
-            for tag_key in tag_keys:
-                ok = bool(guard.set(tag_key, new_generation(), TAG_TTL, force=True)) and ok
-        return ok
+            keys_by_alias[alias] = tag_keys
+        what = ", ".join(
+            f"{name}={value!r}"
+            for name, value in (("url", url), ("tags", tags or None), ("key", key))
+            if value
+        )
+        return self._invalidate(keys_by_alias, what, force=True, strict=strict)
 
-    def clear(self) -> bool:
-        """Empty every configured backend's namespace."""
+    def clear(self, *, strict: bool = False) -> InvalidationResult:
+        """Empty every configured backend's namespace.
+
+        A backend that does not acknowledge it is handled as for
+        :meth:`invalidate`: logged, counted, kept and re-applied.
+        """
         self._stats.incr("invalidations")
-        ok = True
-        for guard in self._guards.values():
-            ok = guard.clear() and ok
-        return ok
+        acknowledged = True
+        for alias, guard in self._guards.items():
+            if not guard.clear():
+                acknowledged = False
+                self._pending.add_clear(alias, "clear()")
+        return self._result(acknowledged, None, "clear()", strict=strict)
+
+    def _invalidate(
+        self, keys_by_alias: Mapping[str, list[str]], what: str, *, force: bool, strict: bool = False
+    ) -> InvalidationResult:
+        """Write new generations for ``keys_by_alias``; keep what is not acknowledged."""
+        self._stats.incr("invalidations")
+        acknowledged = True
+        replicated: bool | None = None
+        for alias, tag_keys in keys_by_alias.items():
+            if not tag_keys:
+                continue
+            written = self._guards[alias].set_many(
+                {tag_key: new_generation() for tag_key in tag_keys}, TAG_TTL, force=force
+            )
+            if not written.ok:
+                acknowledged = False
+                self._pending.add(alias, tag_keys, what)
+            elif written.replicas is not None:
+                replicated = replicated is not False and written.replicas > 0
+        return self._result(acknowledged, replicated, what, strict=strict)
+
+    def _result(
+        self, acknowledged: bool, replicated: bool | None, what: str, *, strict: bool
+    ) -> InvalidationResult:
+        result = InvalidationResult(acknowledged, replicated, len(self._pending))
+        if not acknowledged:
+            self._stats.incr("invalidation_failures")
+            logger.error(
+                "wsgicache: invalidation of %s was not acknowledged by the backend; this process "
+                "bypasses the entries it covers and re-applies it until acknowledged (%d pending)",
+                what,
+                result.pending,
+            )
+            if strict:
+                raise InvalidationError(f"invalidation of {what} was not acknowledged", result)
+        elif replicated is False:
+            logger.warning(
+                "wsgicache: invalidation of %s was acknowledged but no replica confirmed it in time",
+                what,
+            )
+        return result
+
+    def _retry_pending(self) -> None:
+        """Re-apply pending invalidations (one caller at a time; the others go on)."""
+        pending = self._pending
+        lock = pending.retrying()
+        if not lock.acquire(blocking=False):
+            return
+        try:
+            failed = False
+            for alias, keys, clear in pending.batches():
+                guard = self._guards[alias]
+                if clear:
+                    ok = guard.available("") and guard.clear()
+                else:
+                    ok = guard.set_many({key: new_generation() for key in keys}, TAG_TTL).ok
+                if ok:
+                    logger.warning(
+                        "wsgicache: re-applied the invalidation of %s on backend %r",
+                        pending.describe(alias, keys) or "clear()",
+                        alias,
+                    )
+                    pending.done(alias, keys, clear)
+                else:
+                    failed = True
+            if failed:
+                pending.failed()
+        finally:
+            lock.release()
 
     def stats(self) -> dict[str, float]:
         """Counters of this process: hits, misses, stores, errors, hit_ratio and more."""

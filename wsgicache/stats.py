@@ -18,6 +18,7 @@ COUNTERS = (
     "errors",  # backend calls that raised, timed out or answered with the wrong type
     "skipped",  # backend calls not made because the circuit breaker was open
     "invalidations",  # invalidate() / clear() calls
+    "invalidation_failures",  # invalidations a backend did not acknowledge (kept, re-applied)
 )
 
 

@@ -67,7 +67,7 @@ def test_tags_invalidate_only_their_entries(site: Callable[..., Any]) -> None:
     client, cache, _ = site()
     for path in ("/user/1", "/user/2", "/posts"):
         client.get(path)
-    assert cache.invalidate(tags=["user:1"]) is True
+    assert cache.invalidate(tags=["user:1"])
     assert client.get("/user/1").headers["X-Cache"] == "MISS"
     assert client.get("/user/2").headers["X-Cache"] == "HIT"
     assert client.get("/posts").headers["X-Cache"] == "HIT"
@@ -96,7 +96,7 @@ def test_clear(site: Callable[..., Any]) -> None:
     client, cache, _ = site()
     for path in ("/user/1", "/posts", "/doc/a"):
         client.get(path)
-    assert cache.clear() is True
+    assert cache.clear()
     for path in ("/user/1", "/posts", "/doc/a"):
         assert client.get(path).headers["X-Cache"] == "MISS"
         assert client.get(path).headers["X-Cache"] == "HIT"

@@ -110,6 +110,19 @@ class Backend:
         """
         raise NotImplementedError
 
+    def set_many(self, items: Mapping[str, bytes], ttl: float) -> int | None:
+        """Store every item for ``ttl`` seconds, in as few round trips as the store allows.
+
+        The middleware writes invalidations (new tag generations) with it.
+        Returns how many replicas acknowledged the writes when the store
+        waits for replicas (Redis ``WAIT``), else ``None``. Raises when a
+        value could not be stored. This default calls :meth:`set` per item.
+        """
+        for key, value in items.items():
+            if self.set(key, value, ttl) is False:
+                raise RuntimeError(f"{type(self).__name__} declined to store {key!r}")
+        return None
+
     def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Store ``value`` only if ``key`` is absent; return whether it was stored."""
         raise NotImplementedError

@@ -1,0 +1,192 @@
+"""No invalidation is lost: one a backend does not acknowledge is logged, kept, honoured and re-applied."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pytest
+from helpers import StartResponse, cached
+
+from wsgicache import InvalidationError, InvalidationResult, Rule
+from wsgicache.backends.memory import MemoryBackend
+from wsgicache.invalidation import PendingInvalidations
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class WriteFailingBackend(MemoryBackend):
+    """The memory backend, whose writes fail while ``failing`` (reads still answer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+        self.cleared = 0
+
+    def set(self, key: str, value: bytes, ttl: float) -> bool:
+        if self.failing:
+            raise ConnectionError("READONLY You can't write against a read only replica.")
+        return super().set(key, value, ttl)
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float) -> int | None:
+        if self.failing:
+            raise ConnectionError("READONLY You can't write against a read only replica.")
+        return super().set_many(items, ttl)
+
+    def clear(self) -> None:
+        if self.failing:
+            raise ConnectionError("connection refused")
+        self.cleared += 1
+        super().clear()
+
+
+class Versioned:
+    """An app whose pages carry a version the test bumps (a write to its data)."""
+
+    def __init__(self) -> None:
+        self.version = 1
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{environ['PATH_INFO']} v{self.version}".encode()]
+
+
+def site(**options: Any) -> tuple[Any, Any, Versioned, WriteFailingBackend, FakeClock]:
+    app, backend, clock = Versioned(), WriteFailingBackend(), FakeClock()
+    rules = [Rule("/<path:p>", timeout=600, tags=["pages"])]
+    client, cache = cached(app, rules, backend=backend, clock=clock, **options)
+    return client, cache, app, backend, clock
+
+
+def test_acknowledged_invalidation_is_a_true_result() -> None:
+    client, cache, *_ = site()
+    client.get("/a")
+    result = cache.invalidate(tags=["pages"])
+    assert result and result == InvalidationResult(acknowledged=True, replicated=None, pending=0)
+    assert client.get("/a").headers["X-Cache"] == "MISS"
+
+
+def test_unacknowledged_invalidation_is_logged_counted_honoured_and_reapplied(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client, cache, app, backend, clock = site()
+    assert client.get("/a").text == "/a v1"
+    assert client.get("/a").headers["X-Cache"] == "HIT"
+
+    backend.failing = True
+    app.version = 2
+    with caplog.at_level(logging.ERROR, logger="wsgicache"):
+        result = cache.invalidate(tags=["pages"])
+    assert not result and result.pending == 1
+    assert "tags=['pages']" in caplog.text and "not acknowledged" in caplog.text
+    assert cache.stats()["invalidation_failures"] == 1
+
+    # Meanwhile this process never serves the page from before its invalidation.
+    pending = client.get("/a")
+    assert pending.headers["X-Cache"] == "BYPASS" and pending.text == "/a v2"
+
+    # The backend comes back; the next request after the backoff re-applies it.
+    backend.failing = False
+    assert client.get("/a").headers["X-Cache"] == "BYPASS"  # not due yet: no write tried
+    clock.now += 0.2
+    again = client.get("/a")
+    assert again.headers["X-Cache"] == "MISS" and again.text == "/a v2"
+    assert cache._pending.active is False
+    assert client.get("/a").headers["X-Cache"] == "HIT"
+
+
+def test_retries_back_off_while_the_backend_refuses() -> None:
+    client, cache, _, backend, clock = site()
+    client.get("/a")
+    backend.failing = True
+    cache.invalidate(tags=["pages"])
+    attempts = []
+    original = backend.set_many
+
+    def counting(items: Mapping[str, bytes], ttl: float) -> int | None:
+        attempts.append(clock.now)
+        return original(items, ttl)
+
+    backend.set_many = counting  # type: ignore[method-assign]
+    for _ in range(40):
+        clock.now += 0.1
+        client.get("/a")
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    assert gaps == sorted(gaps) and gaps[-1] > gaps[0]
+    backend.failing = False
+    clock.now += 10
+    client.get("/a")
+    assert not cache._pending.active
+
+
+def test_strict_invalidation_raises_and_still_keeps_it() -> None:
+    _client, cache, _, backend, _ = site()
+    backend.failing = True
+    with pytest.raises(InvalidationError) as raised:
+        cache.invalidate("/a", strict=True)
+    assert isinstance(raised.value.result, InvalidationResult)
+    assert not raised.value.result and raised.value.result.pending == 1
+
+
+def test_failed_clear_bypasses_everything_until_reapplied() -> None:
+    client, cache, _, backend, clock = site()
+    client.get("/a")
+    client.get("/b")
+    backend.failing = True
+    assert not cache.clear()
+    assert client.get("/b").headers["X-Cache"] == "BYPASS"
+    backend.failing = False
+    clock.now += 1
+    assert client.get("/a").headers["X-Cache"] == "MISS"
+    assert backend.cleared == 1
+
+
+def test_write_invalidation_that_fails_is_kept_too() -> None:
+    client, _cache, app, backend, clock = site()
+    client.get("/post/1")
+    backend.failing = True
+    app.version = 2
+    assert client.post("/post/1", params=b"x=1").status_int == 200
+    assert client.get("/post/1").text == "/post/1 v2"
+    backend.failing = False
+    clock.now += 1
+    assert client.get("/post/1").headers["X-Cache"] == "MISS"
+    assert client.get("/post/1").headers["X-Cache"] == "HIT"
+
+
+def test_pending_invalidations_are_bounded() -> None:
+    clock = FakeClock()
+    pending = PendingInvalidations(clock, max_keys=5)
+    pending.add("default", ["t:1", "t:2"], "tags=['a']")
+    assert pending.blocks("default", ["t:1"]) and not pending.blocks("default", ["t:9"])
+    pending.add("default", [f"t:{n}" for n in range(3, 10)], "tags=['b']")
+    # Past the bound, one pending clear() of the namespace covers them all.
+    assert len(pending) == 1 and pending.blocks("default", ["t:9"])
+    assert list(pending.batches()) == [("default", [], True)]
+    assert not pending.blocks("other", ["t:1"])
+
+
+def test_pending_retry_schedule() -> None:
+    clock = FakeClock()
+    pending = PendingInvalidations(clock, first_delay=0.1, max_delay=0.4)
+    assert not pending.active and not pending.due()
+    pending.add("default", ["t:1"], "x")
+    assert pending.active and not pending.due()
+    for delay in (0.1, 0.2, 0.4, 0.4):  # doubling, up to max_delay
+        start = clock.now
+        clock.now = start + delay - 0.001
+        assert not pending.due()
+        clock.now = start + delay + 0.001
+        assert pending.due()
+        pending.failed()
+    (batch,) = pending.batches()
+    pending.done(*batch)
+    assert not pending.active and len(pending) == 0
