@@ -84,8 +84,14 @@ def test_backend_failing_on_store_only() -> None:
 def test_circuit_breaker_stops_calling_a_dead_backend_then_recovers() -> None:
     backend = FlakyBackend()
     app = RecordingApp()
+    now = [1000.0]
     client, cache = cached(
-        app, [Rule("/p", timeout=60)], backend=backend, failure_threshold=3, retry_after=0.2
+        app,
+        [Rule("/p", timeout=60)],
+        backend=backend,
+        failure_threshold=3,
+        probe_interval=0.2,
+        clock=lambda: now[0],  # time moves only when the test says
     )
     client.get("/p")
     assert client.get("/p").headers["X-Cache"] == "HIT"
@@ -94,11 +100,14 @@ def test_circuit_breaker_stops_calling_a_dead_backend_then_recovers() -> None:
         assert client.get("/p").status_int == 200
     assert backend.calls == 4 + 3  # miss (get, add, set) and hit, 3 failures, then nothing
     stats = cache.stats()
-    assert stats["errors"] == 3 and stats["skipped"] >= 6
+    assert stats["errors"] == 3 and stats["skipped"] == 7
     backend.down = False
-    time.sleep(0.25)
+    now[0] = 1000.0 + 0.19
+    assert client.get("/p").headers["X-Cache"] == "BYPASS"  # no probe before probe_interval
+    now[0] = 1000.0 + 0.2
+    assert client.get("/p").headers["X-Cache"] == "HIT"  # the probe closes the circuit
     assert client.get("/p").headers["X-Cache"] == "HIT"
-    assert client.get("/p").headers["X-Cache"] == "HIT"
+    # (tests/test_breaker.py covers the growing intervals between failed probes)
 
 
 def test_invalidate_on_a_dead_backend_reports_failure_without_raising() -> None:

@@ -1,9 +1,21 @@
 """Fail-open access to a backend: errors are logged and counted, never raised.
 
-After ``failure_threshold`` consecutive failures a circuit opens: for
-``retry_after`` seconds no call reaches the backend (requests go straight to
-the application) so that a dead or hanging store is not waited on by every
-request. Then one call is let through; success closes the circuit.
+After ``failure_threshold`` consecutive failures a circuit opens: no call
+reaches the backend (requests go straight to the application) so that a dead
+or hanging store is not waited on by every request. While it is open, one
+request at a time probes the backend: the first probe goes
+``probe_interval`` seconds (default 0.1) after the circuit opened, and each
+probe that fails doubles the wait before the next, up to ``retry_after``
+seconds (default 1). The first call that succeeds closes the circuit at
+once, so hits resume within ``retry_after`` of the backend answering again
+(a replica promoted, a node restarted), however long it was down. Only the
+probe reaches the backend; the other requests skip it (``skipped``).
+
+A :class:`~wsgicache.errors.TransientBackendError` (a Redis Cluster answering
+``CLUSTERDOWN`` or ``TRYAGAIN`` while another node fails over) is counted and
+logged like any failure and is a miss, but it says nothing about the shard's
+own health: it neither counts towards opening the circuit nor resets the
+count, and a probe that meets one is retried after the same interval.
 
 There is one circuit per shard of the key space (the ``{sN}`` hash tag of
 keys on a backend with ``key_shards > 1``): when one node of a Redis Cluster
@@ -15,23 +27,33 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
-from time import monotonic
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from .backends.base import Backend
 from .backends.memory import MemoryBackend
+from .errors import TransientBackendError
 from .stats import Stats
 
 logger = logging.getLogger("wsgicache")
 
+#: Default seconds from a circuit opening to its first probe.
+PROBE_INTERVAL = 0.1
+
 
 class _Circuit:
-    __slots__ = ("failures", "open_until")
+    """The breaker state of one shard; changed under :attr:`GuardedBackend._lock`."""
+
+    __slots__ = ("failures", "interval", "next_probe", "open", "opened_at", "prober")
 
     def __init__(self) -> None:
-        self.failures = 0
-        self.open_until = 0.0
+        self.failures = 0  # consecutive failures (transient ones not counted)
+        self.open = False
+        self.opened_at = 0.0
+        self.interval = 0.0  # wait after the last probe before the next one
+        self.next_probe = 0.0  # clock time from which one caller may probe
+        self.prober: int | None = None  # thread ident of the probe in flight
 
 
 def shard_of(key: str) -> str:
@@ -44,7 +66,16 @@ def shard_of(key: str) -> str:
 
 
 class GuardedBackend:
-    """A backend behind error counting, logging and a circuit breaker."""
+    """A backend behind error counting, logging and a circuit breaker.
+
+    :param failure_threshold: consecutive failures of a shard that open its circuit.
+    :param retry_after: the longest wait, in seconds, between two probes of an
+        open circuit (and how long a probe that never reports holds the
+        half-open slot).
+    :param probe_interval: seconds from the circuit opening to the first
+        probe (capped at ``retry_after``); doubled after each failed probe.
+    :param clock: a monotonic clock in seconds (tests pass a fake one).
+    """
 
     def __init__(
         self,
@@ -53,13 +84,17 @@ class GuardedBackend:
         stats: Stats,
         *,
         failure_threshold: int = 5,
-        retry_after: float = 10.0,
+        retry_after: float = 1.0,
+        probe_interval: float = PROBE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.alias = alias
         self.backend = backend
         self.stats = stats
         self.failure_threshold = failure_threshold
         self.retry_after = retry_after
+        self.probe_interval = min(probe_interval, retry_after)
+        self.clock = clock
         self._circuits: dict[str, _Circuit] = {}
         # The built-in memory backend returns only bytes, only for the keys
         # asked: its answers skip the check (it is on every hit's path).
@@ -75,54 +110,113 @@ class GuardedBackend:
         return circuit
 
     def available(self, key: str) -> bool:
-        """False while the circuit of ``key``'s shard is open (the call would be skipped)."""
+        """False while the circuit of ``key``'s shard is open (the call would be skipped).
+
+        When a probe is due, the one caller that gets ``True`` is the probe
+        (half-open); it must then call the backend and report through
+        ``_succeeded`` or ``_failed``. The others keep skipping meanwhile.
+        """
         circuit = self._circuit(key)
-        if not circuit.open_until:
+        if not circuit.open or self._may_probe(circuit):
             return True
-        with self._lock:
-            if monotonic() >= circuit.open_until:
-                # Half-open: let this caller try; others keep skipping until it reports.
-                circuit.open_until = monotonic() + self.retry_after
-                return True
         self.stats.incr("skipped")
         return False
 
+    def _may_probe(self, circuit: _Circuit) -> bool:
+        """Whether the caller may call the backend of an open circuit (as its one probe)."""
+        now = self.clock()
+        with self._lock:
+            if not circuit.open:  # closed meanwhile
+                return True
+            if now < circuit.next_probe:
+                return False
+            circuit.prober = threading.get_ident()
+            # A probe that never reports (a BaseException in its thread)
+            # gives its turn to another caller after retry_after.
+            circuit.next_probe = now + self.retry_after
+            return True
+
+    def is_open(self, key: str) -> bool:
+        """Whether the circuit of ``key``'s shard is open (for tests and diagnostics)."""
+        return self._circuit(key).open
+
     def _succeeded(self, key: str) -> None:
         circuit = self._circuit(key)
-        if circuit.failures or circuit.open_until:
+        if circuit.failures or circuit.open:
             with self._lock:
-                if circuit.open_until:
-                    logger.warning("wsgicache: backend %r%s is answering again", self.alias, _where(key))
+                was_open = circuit.open
+                opened_at = circuit.opened_at
                 circuit.failures = 0
-                circuit.open_until = 0.0
+                circuit.open = False
+                circuit.prober = None
+            if was_open:
+                logger.warning(
+                    "wsgicache: backend %r%s is answering again (circuit closed after %.1f s)",
+                    self.alias,
+                    _where(key),
+                    self.clock() - opened_at,
+                )
 
     def _failed(self, operation: str, exc: BaseException, key: str) -> None:
         self.stats.incr("errors")
+        transient = isinstance(exc, TransientBackendError)
         circuit = self._circuit(key)
+        now = self.clock()
+        opened = probed = False
         with self._lock:
-            circuit.failures += 1
+            if circuit.open:
+                if circuit.prober == threading.get_ident():
+                    # This call was the probe: try again later, later each time.
+                    probed = True
+                    circuit.prober = None
+                    if not transient:
+                        circuit.interval = min(circuit.interval * 2, self.retry_after)
+                    circuit.next_probe = now + circuit.interval
+            elif not transient:
+                circuit.failures += 1
+                if circuit.failures >= self.failure_threshold:
+                    opened = True
+                    circuit.open = True
+                    circuit.opened_at = now
+                    circuit.interval = self.probe_interval
+                    circuit.next_probe = now + circuit.interval
+                    circuit.prober = None
             failures = circuit.failures
-            opened = failures >= self.failure_threshold and (
-                not circuit.open_until or failures == self.failure_threshold
-            )
-            if opened:
-                circuit.open_until = monotonic() + self.retry_after
+            interval = circuit.interval
+        if transient:
+            note = " (transient: the circuit is not affected)"
+        elif probed:
+            note = f" (probe of the open circuit; next probe in {interval:g} s)"
+        else:
+            note = ""
         logger.warning(
-            "wsgicache: backend %r%s failed on %s: %s: %s",
+            "wsgicache: backend %r%s failed on %s%s: %s: %s",
             self.alias,
             _where(key),
             operation,
+            note,
             type(exc).__name__,
             exc,
         )
         if opened:
             logger.error(
-                "wsgicache: backend %r%s failed %d times in a row; not used for %g s",
+                "wsgicache: backend %r%s failed %d times in a row; not used until a probe succeeds "
+                "(first in %g s, then at doubling intervals up to %g s)",
                 self.alias,
                 _where(key),
                 failures,
+                interval,
                 self.retry_after,
             )
+
+    def _probe_inconclusive(self, key: str) -> None:
+        """Give back the probe slot this thread holds, if any, without changing the interval."""
+        circuit = self._circuit(key)
+        if circuit.open and circuit.prober == threading.get_ident():
+            with self._lock:
+                if circuit.prober == threading.get_ident():
+                    circuit.prober = None
+                    circuit.next_probe = self.clock() + circuit.interval
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes] | None:
         """The values found, or ``None`` when the backend could not be asked.
@@ -255,7 +349,9 @@ class GuardedBackend:
             logger.warning(
                 "wsgicache: backend %r failed on set_many: %s: %s", self.alias, type(exc).__name__, exc
             )
+            self._probe_inconclusive(first)
             return Written(False, None)
+        self._succeeded(first)
         if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int)):
             self._wrong_type("set_many", f"a {type(replicas).__name__} instead of a replica count", first)
             replicas = None

@@ -161,7 +161,10 @@ class CacheMiddleware:
     :param max_entry_bytes: larger responses stream through, unstored.
     :param failure_threshold: consecutive backend failures that open the
         circuit breaker.
-    :param retry_after: seconds the breaker stays open before one retry.
+    :param retry_after: the longest wait, in seconds, between two probes of
+        an open circuit (the wait doubles from ``probe_interval`` after each
+        failed probe up to this).
+    :param probe_interval: seconds from a circuit opening to its first probe.
     :param lock_timeout: seconds a fill lock (in the backend, for requests
         of other processes) is held at most.
     :param lock_wait: seconds a request that misses waits for another
@@ -187,7 +190,8 @@ class CacheMiddleware:
         *,
         max_entry_bytes: int = 1024 * 1024,
         failure_threshold: int = 5,
-        retry_after: float = 10.0,
+        retry_after: float = 1.0,
+        probe_interval: float = 0.1,
         lock_timeout: float = 30.0,
         lock_wait: float = 5.0,
         decoded_cache_bytes: int = 16 * 1024 * 1024,
@@ -215,7 +219,8 @@ class CacheMiddleware:
         ):
             if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
                 raise ConfigurationError(f"{name} must be a positive whole number, got {number!r}")
-        retry_after = checks.seconds("retry_after", retry_after, example="10")
+        retry_after = checks.seconds("retry_after", retry_after, example="1")
+        probe_interval = checks.seconds("probe_interval", probe_interval, example="0.1")
         self.max_entry_bytes = max_entry_bytes
         self.lock_timeout = checks.seconds("lock_timeout", lock_timeout, example="30")
         self.lock_wait = checks.seconds("lock_wait", lock_wait, zero="no coalescing", example="5")
@@ -225,6 +230,8 @@ class CacheMiddleware:
             )
         self.max_body_bytes = max_body_bytes
         self._stats = Stats()
+        if not callable(clock):
+            raise ConfigurationError(f"clock must be a callable returning seconds, got {clock!r}")
         self.backends = build_backends(backend)
         for alias, instance in self.backends.items():
             # A backend built elsewhere (or one whose __init__ sets it) may hold anything.
@@ -236,6 +243,8 @@ class CacheMiddleware:
                 self._stats,
                 failure_threshold=failure_threshold,
                 retry_after=retry_after,
+                probe_interval=probe_interval,
+                clock=clock,
             )
             for alias, instance in self.backends.items()
         }
@@ -260,9 +269,6 @@ class CacheMiddleware:
         # entry key -> (stored bytes, decoded entry), for in-process backends
         self._decoded: ByteBudgetLru[str, tuple[bytes, Entry]] = ByteBudgetLru(decoded_cache_bytes)
         self._fills = Fills()
-        if not callable(clock):
-            raise ConfigurationError(f"clock must be a callable returning seconds, got {clock!r}")
-        self._clock = clock
         self._pending = PendingInvalidations(clock)
         self._header_hit = self._header("HIT")
         self._header_miss = self._header("MISS")

@@ -23,7 +23,19 @@ COUNTERS = (
 
 
 class Stats:
-    """Thread-safe counters; ``snapshot()`` adds ``hit_ratio``."""
+    """Thread-safe counters; ``snapshot()`` adds ``hit_ratio`` and ``served_from_cache_ratio``.
+
+    ``hit_ratio`` is the share of cache lookups answered from the cache:
+    (hits + stale) / (hits + stale + misses). It measures how well the rules
+    and lifetimes work while the backend answers; requests that never
+    reached the backend (bypasses) are not in it, so it does not move
+    during an outage.
+
+    ``served_from_cache_ratio`` is the share of all requests a rule matched
+    that the cache answered: (hits + stale) / (hits + stale + misses +
+    bypasses). While a backend is down every request is a bypass, so an
+    outage shows as a drop in it.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -36,8 +48,11 @@ class Stats:
     def snapshot(self) -> dict[str, float]:
         with self._lock:
             counts: dict[str, float] = dict(self._counts)
-        served = counts["hits"] + counts["stale"] + counts["misses"]
-        counts["hit_ratio"] = (counts["hits"] + counts["stale"]) / served if served else 0.0
+        from_cache = counts["hits"] + counts["stale"]
+        looked_up = from_cache + counts["misses"]
+        matched = looked_up + counts["bypasses"]
+        counts["hit_ratio"] = from_cache / looked_up if looked_up else 0.0
+        counts["served_from_cache_ratio"] = from_cache / matched if matched else 0.0
         return counts
 
     def reset(self) -> None:

@@ -32,7 +32,13 @@ TIMEOUT = 0.3
 #: Scheduling noise allowed on top of TIMEOUT (2 busy cores in CI).
 MARGIN = 0.5
 RULES = [Rule("/p/<int:n>", timeout=300, tags=["page:{n}", "pages"])]
-MIDDLEWARE = {"failure_threshold": 3, "retry_after": 0.5}
+#: The breaker's default probing (first probe 0.1 s after it opens, then at
+#: doubling intervals up to retry_after, 1 s): hits resume within about
+#: retry_after of the server answering again.
+MIDDLEWARE = {"failure_threshold": 3}
+#: How soon after a server is back all pages must be hits again: the longest
+#: wait for the next probe, one request timing out on a reconnect, and noise.
+RECOVERY = 1.0 + TIMEOUT + MARGIN
 
 
 class Site:
@@ -148,8 +154,10 @@ def test_sigstop_then_sigcont(fixture: str, request: pytest.FixtureRequest) -> N
     assert stats["errors"] >= 1
     assert stats["skipped"] >= 1  # the circuit breaker stopped waiting on the server
 
-    site.wait_for_hits(pages)  # the entries survived the pause
-    print(f"{fixture}: slowest request {site.slowest:.2f}s, stats {site.cache.stats()}")
+    recovered = site.wait_for_hits(pages)  # the entries survived the pause
+    assert recovered < RECOVERY, f"hits resumed {recovered:.2f}s after SIGCONT"
+    print(f"{fixture}: recovered in {recovered:.2f}s, slowest request {site.slowest:.2f}s, ", end="")
+    print(f"stats {site.cache.stats()}")
 
 
 @pytest.mark.parametrize("fixture", ["redis_site", "memcached_site"])
@@ -162,9 +170,11 @@ def test_sigkill_then_restart(fixture: str, request: pytest.FixtureRequest) -> N
     seen = _outage(site, pages, 1.5)
     assert set(seen) <= {"MISS", "BYPASS"}
     server.start()  # same port, empty
-    site.wait_for_hits(pages)
+    recovered = site.wait_for_hits(pages)
+    assert recovered < RECOVERY, f"hits resumed {recovered:.2f}s after the restart"
     assert site.cache.stats()["errors"] >= 1
-    print(f"{fixture}: slowest request {site.slowest:.2f}s, stats {site.cache.stats()}")
+    print(f"{fixture}: recovered in {recovered:.2f}s, slowest request {site.slowest:.2f}s, ", end="")
+    print(f"stats {site.cache.stats()}")
 
 
 def _entry_keys(site: Site, pages: range) -> dict[int, str]:
