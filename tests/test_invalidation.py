@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
-from helpers import StartResponse, cached
+from helpers import RecordingApp, StartResponse, cached, make_environ
 
 from wsgicache import InvalidationError, InvalidationResult, Rule
 from wsgicache.backends.memory import MemoryBackend
@@ -190,3 +190,93 @@ def test_pending_retry_schedule() -> None:
     (batch,) = pending.batches()
     pending.done(*batch)
     assert not pending.active and len(pending) == 0
+
+
+class SharedFlakyBackend(WriteFailingBackend):
+    """Stands for a store shared by several processes (two middlewares on one instance)."""
+
+    shared_between_processes = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deletes_fail = False
+        self.reads_fail = False
+
+    def delete(self, key: str) -> None:
+        if self.deletes_fail:
+            raise ConnectionError("connection refused")
+        super().delete(key)
+
+    def get_many(self, keys: Any) -> dict[str, bytes]:
+        if self.reads_fail:
+            raise ConnectionError("connection refused")
+        return super().get_many(keys)
+
+
+def test_a_fill_lock_whose_release_failed_is_deleted_when_the_backend_returns() -> None:
+    backend, clock = SharedFlakyBackend(), FakeClock()
+    state = {"fail": True}
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if state["fail"]:
+            backend.deletes_fail = True  # the backend goes away while the page is built
+            raise RuntimeError("the page failed")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"page"]
+
+    client, _ = cached(app, [Rule("/p", timeout=60)], backend=backend, clock=clock, lock_wait=30)
+    with pytest.raises(RuntimeError):
+        client.get("/p")
+    locks = [key for key in backend._internal.data if key.startswith("l:")]
+    assert len(locks) == 1  # left behind
+
+    # This process knows the lock is its own: the next request does not wait 30 s for it.
+    state["fail"] = False
+    backend.deletes_fail = False
+    assert client.get("/p").headers["X-Cache"] == "MISS"
+    assert not [key for key in backend._internal.data if key.startswith("l:")]
+
+
+def test_the_left_lock_is_retried_for_other_processes() -> None:
+    backend, clock = SharedFlakyBackend(), FakeClock()
+    rules = [Rule("/p", timeout=60), Rule("/other", timeout=60)]
+    state = {"fail": True}
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if state["fail"] and environ["PATH_INFO"] == "/p":
+            backend.deletes_fail = True
+            raise RuntimeError("the page failed")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"page"]
+
+    first, first_cache = cached(app, rules, backend=backend, clock=clock)
+    with pytest.raises(RuntimeError):
+        first.get("/p")
+    backend.deletes_fail = False
+    clock.now += 0.2
+    first.get("/other")  # any request of the process retries what it left behind
+    assert not [key for key in backend._internal.data if key.startswith("l:")]
+    assert not first_cache._pending.active
+
+
+def test_a_waiter_stops_polling_when_the_backend_stops_answering() -> None:
+    backend = SharedFlakyBackend()
+    app = RecordingApp()
+    _, holder = cached(app, [Rule("/p", timeout=60)], backend=backend)
+    client, _ = cached(app, [Rule("/p", timeout=60)], backend=backend, lock_wait=30)
+    # Another process holds the fill lock...
+    lookup = holder._match(make_environ("/p"))
+    assert backend.add(lookup.rule.keyspace.lock_key(lookup.entry_key), b"1", 60)
+    # ...and the backend stops answering reads while this one waits: it goes to the app.
+    original = backend.get_many
+    calls = {"n": 0}
+
+    def failing_after_first(keys: Any) -> dict[str, bytes]:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise ConnectionError("connection refused")
+        return original(keys)
+
+    backend.get_many = failing_after_first  # type: ignore[method-assign]
+    response = client.get("/p")
+    assert response.status_int == 200 and calls["n"] == 2

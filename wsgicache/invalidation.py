@@ -12,6 +12,11 @@ them (down, failing over, circuit open), the invalidation is not dropped:
 - it is re-applied, with a backoff growing from ``first_delay`` to
   ``max_delay`` seconds, until the backend acknowledges it.
 
+Fill locks whose release failed (the backend went away while a request
+filled an entry) are kept the same way and deleted once the backend
+answers, so that a lock replicated to a promoted replica does not make
+other processes wait for it until it expires.
+
 ::
 
     pending = PendingInvalidations(clock=time.monotonic)
@@ -57,7 +62,7 @@ class PendingInvalidations:
         *,
         max_keys: int = 10_000,
         first_delay: float = 0.1,
-        max_delay: float = 5.0,
+        max_delay: float = 1.0,
     ) -> None:
         self._clock = clock
         self.max_keys = max_keys
@@ -65,6 +70,7 @@ class PendingInvalidations:
         self.max_delay = max_delay
         self._keys: dict[str, dict[str, str]] = {}  # alias -> generation key -> what it invalidates
         self._clears: dict[str, str] = {}  # alias -> why its namespace must be cleared
+        self._locks: dict[str, set[str]] = {}  # alias -> fill lock keys still to delete
         self._delay = first_delay
         self._next_try = 0.0
         self._lock = threading.Lock()
@@ -99,6 +105,36 @@ class PendingInvalidations:
             self._delay = self.first_delay
             self._next_try = self._clock() + self._delay
         self.active = True
+
+    def add_lock(self, alias: str, key: str) -> None:
+        """Keep a fill lock whose release failed, to delete it when the backend answers."""
+        with self._lock:
+            self._locks.setdefault(alias, set()).add(key)
+            self._schedule_soon()
+
+    def take_lock(self, alias: str, key: str) -> bool:
+        """Whether ``key`` is a lock this process failed to release (it is then forgotten)."""
+        locks = self._locks.get(alias)
+        if not locks or key not in locks:
+            return False
+        with self._lock:
+            locks.discard(key)
+            self._update_active()
+        return True
+
+    def lock_batches(self) -> list[tuple[str, list[str]]]:
+        """``(alias, lock keys)`` for each backend with locks left to delete."""
+        with self._lock:
+            return [(alias, sorted(keys)) for alias, keys in self._locks.items() if keys]
+
+    def locks_released(self, alias: str, keys: Iterable[str]) -> None:
+        with self._lock:
+            locks = self._locks.get(alias, set())
+            locks.difference_update(keys)
+            self._update_active()
+
+    def _update_active(self) -> None:
+        self.active = bool(self._clears or self._keys or any(self._locks.values()))
 
     def blocks(self, alias: str, keys: Iterable[str]) -> bool:
         """Whether an entry depending on ``keys`` may be stale because of a pending invalidation."""
@@ -138,7 +174,7 @@ class PendingInvalidations:
                     pending.pop(key, None)
                 if not pending:
                     self._keys.pop(alias, None)
-            self.active = bool(self._clears or self._keys)
+            self._update_active()
             if self.active:
                 self._next_try = self._clock()  # the rest at once
 

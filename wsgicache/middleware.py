@@ -869,20 +869,25 @@ class CacheMiddleware:
         if added is not False:
             lookup.locked = bool(added)
             return None
+        if self._pending.take_lock(lookup.guard.alias, lock_key):
+            lookup.locked = True  # this process's own lock, left behind by a failed release
+            return None
         deadline = monotonic() + self.lock_wait
         while monotonic() < deadline:
             sleep(_POLL_INTERVAL)
-            entry = self._look_again(lookup, lock_key)
-            if entry is not None:
+            answered, entry = self._read_entry(lookup, lock_key)
+            if not answered:
+                break  # the backend stopped answering: do not wait on it
+            if entry is not None and time() < entry.fresh_until:
                 self._release(lookup)
                 return entry
             if lock_key not in lookup.fetched:
                 break  # the other process is done and stored nothing (or its lock expired)
         return None
 
-    def _look_again(self, lookup: _Lookup, lock_key: str | None = None) -> Entry | None:
-        """The entry if it is fresh now; ``lock_key`` is read in the same call."""
-        _, entry = self._read_entry(lookup, lock_key)
+    def _look_again(self, lookup: _Lookup) -> Entry | None:
+        """The entry if it is fresh now."""
+        _, entry = self._read_entry(lookup)
         if entry is None or time() >= entry.fresh_until:
             return None
         return entry
@@ -890,7 +895,11 @@ class CacheMiddleware:
     def _release(self, lookup: _Lookup) -> None:
         if lookup.locked:
             lookup.locked = False
-            lookup.guard.delete(lookup.rule.keyspace.lock_key(lookup.entry_key))
+            lock_key = lookup.rule.keyspace.lock_key(lookup.entry_key)
+            if not lookup.guard.delete(lock_key, force=True):
+                # Left behind, the lock (perhaps replicated to the next master)
+                # would make other processes wait for it: delete it later.
+                self._pending.add_lock(lookup.guard.alias, lock_key)
         if lookup.claimed:
             lookup.claimed = False
             self._fills.release(lookup.entry_key)
@@ -1004,6 +1013,11 @@ class CacheMiddleware:
             return
         try:
             failed = False
+            for alias, lock_keys in pending.lock_batches():
+                guard = self._guards[alias]
+                released = [key for key in lock_keys if guard.delete(key)]
+                pending.locks_released(alias, released)
+                failed = failed or len(released) < len(lock_keys)
             for alias, keys, clear in pending.batches():
                 guard = self._guards[alias]
                 if clear:
