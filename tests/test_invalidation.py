@@ -280,3 +280,31 @@ def test_a_waiter_stops_polling_when_the_backend_stops_answering() -> None:
     backend.get_many = failing_after_first  # type: ignore[method-assign]
     response = client.get("/p")
     assert response.status_int == 200 and calls["n"] == 2
+
+
+def test_no_waiting_on_a_fill_lock_soon_after_the_shard_failed() -> None:
+    backend, clock = SharedFlakyBackend(), FakeClock()
+    app = RecordingApp()
+    _, holder = cached(app, [Rule("/p", timeout=60)], backend=backend)
+    client, cache = cached(app, [Rule("/p", timeout=60)], backend=backend, lock_wait=30, clock=clock)
+    lookup = holder._match(make_environ("/p"))
+    assert backend.add(lookup.rule.keyspace.lock_key(lookup.entry_key), b"1", 60)  # a leftover lock
+    backend.reads_fail = True
+    client.get("/p")  # the shard fails once
+    backend.reads_fail = False
+    clock.now += 1
+    reads = []
+    original = backend.get_many
+
+    def counting(keys: Any) -> dict[str, bytes]:
+        reads.append(keys)
+        return original(keys)
+
+    backend.get_many = counting  # type: ignore[method-assign]
+    response = client.get("/p")  # does not poll for the leftover lock (lock_wait is 30 s)
+    assert response.headers["X-Cache"] == "MISS"
+    assert len(reads) == 1 and cache.stats()["coalesced"] == 0
+    # Once the shard has been healthy for a while, waiting for another process resumes.
+    clock.now += 60
+    backend.get_many = original  # type: ignore[method-assign]
+    assert client.get("/p").headers["X-Cache"] == "HIT"

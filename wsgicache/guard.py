@@ -45,7 +45,7 @@ PROBE_INTERVAL = 0.1
 class _Circuit:
     """The breaker state of one shard; changed under :attr:`GuardedBackend._lock`."""
 
-    __slots__ = ("failures", "interval", "next_probe", "open", "opened_at", "prober")
+    __slots__ = ("failures", "interval", "last_failure", "next_probe", "open", "opened_at", "prober")
 
     def __init__(self) -> None:
         self.failures = 0  # consecutive failures (transient ones not counted)
@@ -54,6 +54,7 @@ class _Circuit:
         self.interval = 0.0  # wait after the last probe before the next one
         self.next_probe = 0.0  # clock time from which one caller may probe
         self.prober: int | None = None  # thread ident of the probe in flight
+        self.last_failure = -1e18  # clock time of the last failure, transient ones included
 
 
 def shard_of(key: str) -> str:
@@ -140,6 +141,10 @@ class GuardedBackend:
         """Whether the circuit of ``key``'s shard is open (for tests and diagnostics)."""
         return self._circuit(key).open
 
+    def failed_within(self, key: str, seconds: float) -> bool:
+        """Whether a call for ``key``'s shard failed in the last ``seconds``."""
+        return self.clock() - self._circuit(key).last_failure < seconds
+
     def _succeeded(self, key: str) -> None:
         circuit = self._circuit(key)
         if circuit.failures or circuit.open:
@@ -164,6 +169,7 @@ class GuardedBackend:
         now = self.clock()
         opened = probed = False
         with self._lock:
+            circuit.last_failure = now
             if circuit.open:
                 if circuit.prober == threading.get_ident():
                     # This call was the probe: try again later, later each time.

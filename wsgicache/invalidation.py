@@ -107,10 +107,16 @@ class PendingInvalidations:
         self.active = True
 
     def add_lock(self, alias: str, key: str) -> None:
-        """Keep a fill lock whose release failed, to delete it when the backend answers."""
+        """Keep a fill lock whose release failed, to delete it when the backend answers.
+
+        At most ``max_keys`` are kept per backend: past that, a lock is left
+        to expire by itself (``lock_timeout``).
+        """
         with self._lock:
-            self._locks.setdefault(alias, set()).add(key)
-            self._schedule_soon()
+            locks = self._locks.setdefault(alias, set())
+            if len(locks) < self.max_keys:
+                locks.add(key)
+                self._schedule_soon()
 
     def take_lock(self, alias: str, key: str) -> bool:
         """Whether ``key`` is a lock this process failed to release (it is then forgotten)."""

@@ -84,6 +84,10 @@ _BYPASS_KEYS = frozenset(
 )
 
 
+#: Seconds after a failure of a shard during which requests do not wait for
+#: another process's fill lock on it (it may be left over from the outage).
+_SETTLING_TIME = 10.0
+
 #: Seconds between looks at the backend while another process fills an entry.
 _POLL_INTERVAL = 0.02
 
@@ -845,7 +849,9 @@ class CacheMiddleware:
         if added is False:
             self._release(lookup)
             return False
-        lookup.locked = bool(added)
+        # Taken, or unknown (the add may have reached the server before the
+        # error): either way this request releases it.
+        lookup.locked = True
         return True
 
     def _wait_for_fill(self, lookup: _Lookup) -> Entry | None:
@@ -867,10 +873,17 @@ class CacheMiddleware:
         lock_key = lookup.rule.keyspace.lock_key(lookup.entry_key)
         added = lookup.guard.add(lock_key, b"1", self.lock_timeout)
         if added is not False:
-            lookup.locked = bool(added)
+            # Taken, or unknown (a timed-out add may still be applied when the
+            # server continues): either way this request releases it.
+            lookup.locked = True
             return None
         if self._pending.take_lock(lookup.guard.alias, lock_key):
             lookup.locked = True  # this process's own lock, left behind by a failed release
+            return None
+        if lookup.guard.failed_within(lock_key, _SETTLING_TIME):
+            # Soon after the shard failed, a lock may be left over from the outage
+            # (its release lost, or replicated to the promoted replica): do not
+            # wait on it; at worst a few processes fill the entry at once.
             return None
         deadline = monotonic() + self.lock_wait
         while monotonic() < deadline:
@@ -896,7 +909,7 @@ class CacheMiddleware:
         if lookup.locked:
             lookup.locked = False
             lock_key = lookup.rule.keyspace.lock_key(lookup.entry_key)
-            if not lookup.guard.delete(lock_key, force=True):
+            if not lookup.guard.delete(lock_key):
                 # Left behind, the lock (perhaps replicated to the next master)
                 # would make other processes wait for it: delete it later.
                 self._pending.add_lock(lookup.guard.alias, lock_key)
