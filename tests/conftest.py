@@ -54,6 +54,59 @@ def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return start_redis_sentinel(tmp_path_factory.mktemp("redis-sentinel"))
 
 
+# Failover topologies (issue 8): fresh for each test, since each test kills or
+# stalls a master. Short detection times keep a failover at about 2 s.
+SENTINEL_DOWN_AFTER_MS = 1000
+SENTINEL_FAILOVER_TIMEOUT_MS = 3000
+CLUSTER_NODE_TIMEOUT_MS = 1000
+
+
+_FAILOVER_REPORT = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def failover_report(request: pytest.FixtureRequest) -> list[str]:
+    """Lines the failover tests measured; printed at the end of the run, even with -q."""
+    return request.config.stash.setdefault(_FAILOVER_REPORT, [])
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    lines = config.stash.get(_FAILOVER_REPORT, [])
+    if lines:
+        terminalreporter.section("failover measurements (tests/backends/test_failover.py)")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def sentinel_failover(tmp_path: Any) -> Iterator[Any]:
+    """A master, one replica and three sentinels (quorum 2) on 127.0.0.1, ready to fail over."""
+    from servers import start_redis_sentinel_failover
+
+    topology = start_redis_sentinel_failover(
+        tmp_path / "sentinel",
+        replicas=1,
+        sentinels=3,
+        quorum=2,
+        down_after_ms=SENTINEL_DOWN_AFTER_MS,
+        failover_timeout_ms=SENTINEL_FAILOVER_TIMEOUT_MS,
+    )
+    yield topology
+    topology.stop()
+
+
+@pytest.fixture
+def cluster_failover(tmp_path: Any) -> Iterator[Any]:
+    """A Redis Cluster of three masters with one replica each, ``cluster-node-timeout`` 1 s."""
+    from servers import start_redis_cluster
+
+    cluster = start_redis_cluster(
+        tmp_path / "cluster", masters=3, replicas=1, node_timeout_ms=CLUSTER_NODE_TIMEOUT_MS
+    )
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def memcached_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from servers import start_memcached

@@ -29,10 +29,12 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 HOST = "127.0.0.1"
+_T = TypeVar("_T")
 
 #: Every built-in backend form; tests parametrized over "all backends" use these
 #: (the ``make_backend`` fixture of conftest.py builds them).
@@ -406,27 +408,224 @@ def start_redis_tls(directory: Path) -> RedisTLSServer:
     return server
 
 
-class RedisClusterServers:
-    """A Redis Cluster of ``len(nodes)`` masters and no replicas."""
+class Promotion(NamedTuple):
+    """A replica that became master, and when the test first saw it (``time.monotonic()``)."""
 
-    def __init__(self, nodes: list[RedisServer]) -> None:
+    node: RedisServer
+    at: float
+    waited: float  # seconds from the start of the wait
+    #: Cluster: when a live node first flagged the dead master ``fail`` (the cluster is
+    #: down, CLUSTERDOWN on every node, from then until the promotion).
+    failed_at: float | None = None
+
+
+class ClusterNodeInfo(NamedTuple):
+    """One line of ``CLUSTER NODES``."""
+
+    node_id: str
+    port: int
+    flags: frozenset[str]
+    master_id: str  # "-" for a master
+    slots: tuple[tuple[int, int], ...]
+
+    @property
+    def is_master(self) -> bool:
+        return "master" in self.flags
+
+    @property
+    def failed(self) -> bool:
+        return "fail" in self.flags
+
+
+def parse_cluster_nodes(text: str) -> list[ClusterNodeInfo]:
+    """The nodes a ``CLUSTER NODES`` reply lists (slot ranges of masters; importing/migrating skipped)."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        address = fields[1].split("@", 1)[0]
+        port = int(address.rsplit(":", 1)[1]) if ":" in address else 0
+        slots = []
+        for part in fields[8:]:
+            if part.startswith("["):
+                continue
+            first, _, last = part.partition("-")
+            slots.append((int(first), int(last or first)))
+        found.append(
+            ClusterNodeInfo(fields[0], port, frozenset(fields[2].split(",")), fields[3], tuple(slots))
+        )
+    return found
+
+
+def redis_role(port: int, timeout: float = 0.5) -> str:
+    """``"master"``, ``"slave"`` or ``"sentinel"``: the first field of ``ROLE``."""
+    reply = resp_command(port, "ROLE", timeout=timeout)
+    assert isinstance(reply, list) and isinstance(reply[0], bytes), reply
+    return reply[0].decode()
+
+
+def _poll_until(what: str, check: Callable[[], _T | None], timeout: float, interval: float = 0.01) -> _T:
+    """Call ``check`` until it returns something other than ``None``, or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:g} s")
+        time.sleep(interval)
+
+
+class RedisClusterServers:
+    """A Redis Cluster: ``nodes`` are its masters at creation, ``replicas`` one per master or none.
+
+    ``cluster_nodes()``, ``slot_owner()`` and ``wait_for_promotion()`` ask the
+    live nodes themselves (``CLUSTER NODES`` / ``CLUSTER SLOTS``), so they
+    follow failovers.
+    """
+
+    def __init__(
+        self, nodes: list[RedisServer], replicas: Sequence[RedisServer] = (), node_timeout_ms: int = 5000
+    ) -> None:
         self.nodes = nodes
+        self.replicas = list(replicas)
+        self.node_timeout_ms = node_timeout_ms
+
+    @property
+    def all_nodes(self) -> list[RedisServer]:
+        return [*self.nodes, *self.replicas]
 
     @property
     def url(self) -> str:
-        return "redis+cluster://" + ",".join(node.address for node in self.nodes)
+        return "redis+cluster://" + ",".join(node.address for node in self.all_nodes)
+
+    def node_on(self, port: int) -> RedisServer:
+        for node in self.all_nodes:
+            if node.port == port:
+                return node
+        raise KeyError(port)
+
+    def live_nodes(self) -> list[RedisServer]:
+        """The nodes whose process runs and is not stopped."""
+        return [
+            node
+            for node in self.all_nodes
+            if node.process is not None and node.process.poll() is None and not node.paused
+        ]
+
+    def cluster_nodes(self, asking: RedisServer | None = None) -> list[ClusterNodeInfo]:
+        """``CLUSTER NODES`` as ``asking`` (default: the first live node that answers) sees it."""
+        candidates = [asking] if asking is not None else self.live_nodes()
+        error: Exception | None = None
+        for node in candidates:
+            try:
+                reply = resp_command(node.port, "CLUSTER", "NODES", timeout=0.5)
+            except (OSError, RuntimeError) as exc:
+                error = exc
+                continue
+            assert isinstance(reply, bytes)
+            return parse_cluster_nodes(reply.decode())
+        raise RuntimeError(f"no cluster node answered CLUSTER NODES: {error}")
+
+    def masters(self) -> list[RedisServer]:
+        """The nodes serving slots now, as a live node sees it."""
+        return [self.node_on(info.port) for info in self.cluster_nodes() if info.is_master and info.slots]
+
+    def replica_of(self, master: RedisServer) -> RedisServer:
+        infos = self.cluster_nodes()
+        master_id = next(info.node_id for info in infos if info.port == master.port)
+        return next(self.node_on(info.port) for info in infos if info.master_id == master_id)
+
+    def slot_owner(self, slot: int) -> RedisServer:
+        """The master serving hash slot ``slot``, as a live node sees it."""
+        for info in self.cluster_nodes():
+            if info.is_master and any(first <= slot <= last for first, last in info.slots):
+                return self.node_on(info.port)
+        raise KeyError(f"no master serves slot {slot}")
+
+    def state_ok(self, node: RedisServer) -> bool:
+        try:
+            info = resp_command(node.port, "CLUSTER", "INFO", timeout=0.5)
+        except (OSError, RuntimeError):
+            return False
+        return isinstance(info, bytes) and b"cluster_state:ok" in info
+
+    def wait_until_stable(self, timeout: float = 30.0) -> None:
+        """Every live node: ``cluster_state:ok``, sees one master per slot range and every
+        replica attached (``master_link_status:up``)."""
+        live = self.live_nodes()
+
+        def stable() -> bool | None:
+            masters = {node.port for node in self.nodes}
+            replicas = {node.port for node in self.replicas}
+            for node in live:
+                if not self.state_ok(node):
+                    return None
+                try:
+                    infos = self.cluster_nodes(node)
+                except RuntimeError:
+                    return None
+                seen_masters = {info.port for info in infos if info.is_master and not info.failed}
+                seen_replicas = {info.port for info in infos if "slave" in info.flags and not info.failed}
+                if not masters <= seen_masters or not replicas <= seen_replicas:
+                    return None
+            for node in self.replicas:
+                if node in live:
+                    info = resp_command(node.port, "INFO", "replication", timeout=0.5)
+                    if not isinstance(info, bytes) or b"master_link_status:up" not in info:
+                        return None
+            return True
+
+        _poll_until("the Redis Cluster is stable", stable, timeout, interval=0.05)
+
+    def wait_for_promotion(self, dead: RedisServer, timeout: float = 15.0) -> Promotion:
+        """Poll the live nodes' ``CLUSTER NODES`` until one of them shows a replica of ``dead``
+        promoted to master; the moment the first node showed it."""
+        started = time.monotonic()
+        dead_id = ""
+        replica_ids: set[str] = set()
+        for info in self.cluster_nodes():
+            if info.port == dead.port:
+                dead_id = info.node_id
+        assert dead_id, f"{dead.address} is not in the cluster"
+
+        failed_at: list[float] = []
+
+        def promoted() -> Promotion | None:
+            for node in self.live_nodes():
+                try:
+                    infos = self.cluster_nodes(node)
+                except RuntimeError:
+                    continue
+                for info in infos:
+                    if info.master_id == dead_id:
+                        replica_ids.add(info.node_id)
+                    if info.node_id == dead_id and info.failed and not failed_at:
+                        failed_at.append(time.monotonic())
+                    if info.node_id in replica_ids and info.is_master and info.slots:
+                        now = time.monotonic()
+                        return Promotion(
+                            self.node_on(info.port), now, now - started, failed_at[0] if failed_at else None
+                        )
+            return None
+
+        return _poll_until(f"a replica of {dead.address} promoted", promoted, timeout)
 
     def stop(self) -> None:
-        for node in self.nodes:
+        for node in self.all_nodes:
             node.stop()
 
 
-def start_redis_cluster(directory: Path, masters: int = 3) -> RedisClusterServers:
-    """``masters`` cluster-enabled redis-servers joined with ``redis-cli --cluster create``."""
+def start_redis_cluster(
+    directory: Path, masters: int = 3, *, replicas: int = 0, node_timeout_ms: int = 5000
+) -> RedisClusterServers:
+    """``masters`` cluster-enabled redis-servers (and ``replicas`` per master) joined with
+    ``redis-cli --cluster create``; ``node_timeout_ms`` is ``cluster-node-timeout``."""
     cli = require_binary("redis-cli")
-    nodes: list[RedisServer] = []
+    started: list[RedisServer] = []
     try:
-        for index in range(masters):
+        for index in range(masters * (1 + replicas)):
             node_dir = directory / f"node{index}"
             port = free_cluster_port()
             node = RedisServer(
@@ -438,48 +637,66 @@ def start_redis_cluster(directory: Path, masters: int = 3) -> RedisClusterServer
                     "--cluster-config-file",
                     str(node_dir / "nodes.conf"),
                     "--cluster-node-timeout",
-                    "5000",
+                    str(node_timeout_ms),
+                    *_REPLICATION_OPTIONS,
                 ],
             )
             node.start()
-            nodes.append(node)
+            started.append(node)
         subprocess.run(
             [
                 cli,
                 "--cluster",
                 "create",
-                *(node.address for node in nodes),
+                *(node.address for node in started),
                 "--cluster-replicas",
-                "0",
+                str(replicas),
                 "--cluster-yes",
             ],
             check=True,
             capture_output=True,
-            timeout=30,
+            timeout=60,
         )
-        deadline = time.monotonic() + 20
-        while True:
-            states = []
-            for node in nodes:
-                info = resp_command(node.port, "CLUSTER", "INFO")
-                assert isinstance(info, bytes)
-                states.append(b"cluster_state:ok" in info)
-            if all(states):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
-            time.sleep(0.05)
+        cluster = RedisClusterServers(started, node_timeout_ms=node_timeout_ms)
+        if replicas:
+            # redis-cli chose the masters; ask the cluster which they are.
+            def all_joined() -> list[ClusterNodeInfo] | None:
+                found = cluster.cluster_nodes()
+                joined = sum("slave" in info.flags for info in found) == masters * replicas
+                return found if joined else None
+
+            infos = _poll_until("every replica joined", all_joined, 20.0, interval=0.05)
+            ports = {info.port for info in infos if info.is_master and info.slots}
+            cluster = RedisClusterServers(
+                [node for node in started if node.port in ports],
+                [node for node in started if node.port not in ports],
+                node_timeout_ms=node_timeout_ms,
+            )
+        cluster.wait_until_stable(30.0)
     except BaseException:
-        for node in nodes:
+        for node in started:
             node.stop()
         raise
-    return RedisClusterServers(nodes)
+    return cluster
+
+
+#: Every data node: a replica's first sync (and a demoted master's resync) starts at once.
+_REPLICATION_OPTIONS = ("--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
 
 
 class SentinelServer(ServerProcess):
     kind = "sentinel"
 
-    def __init__(self, directory: Path, master: RedisServer, service: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        master: RedisServer,
+        service: str,
+        *,
+        quorum: int = 1,
+        down_after_ms: int = 60000,
+        failover_timeout_ms: int = 180000,
+    ) -> None:
         binary = require_binary("redis-server")
         port = free_port()
         directory.mkdir(parents=True, exist_ok=True)
@@ -488,37 +705,144 @@ class SentinelServer(ServerProcess):
             f"port {port}\n"
             f"bind {HOST}\n"
             f'dir "{directory}"\n'
-            f"sentinel monitor {service} {HOST} {master.port} 1\n"
-            f"sentinel down-after-milliseconds {service} 60000\n"
-            f"sentinel failover-timeout {service} 180000\n"
+            f"sentinel monitor {service} {HOST} {master.port} {quorum}\n"
+            f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+            f"sentinel failover-timeout {service} {failover_timeout_ms}\n"
         )
         config.chmod(0o600)
         super().__init__([binary, str(config), "--sentinel"], port, directory)
         self.service = service
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
 
     def ready(self) -> bool:
+        return self.master_port(timeout=0.5) is not None
+
+    def master_port(self, timeout: float = 0.5) -> int | None:
+        """The port ``SENTINEL get-master-addr-by-name`` names now, or None when it does not answer."""
         try:
-            reply = resp_command(self.port, "SENTINEL", "get-master-addr-by-name", self.service, timeout=0.5)
+            reply = resp_command(
+                self.port, "SENTINEL", "get-master-addr-by-name", self.service, timeout=timeout
+            )
         except (OSError, RuntimeError):
-            return False
-        return isinstance(reply, list) and len(reply) == 2
+            return None
+        if isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], bytes):
+            return int(reply[1])
+        return None
+
+    def known(self, what: str) -> list[dict[str, str]]:
+        """``SENTINEL replicas`` / ``SENTINEL sentinels`` of the service, as dicts."""
+        reply = resp_command(self.port, "SENTINEL", what, self.service, timeout=0.5)
+        assert isinstance(reply, list)
+        found = []
+        for item in reply:
+            assert isinstance(item, list)
+            pairs = [value.decode() if isinstance(value, bytes) else str(value) for value in item]
+            found.append(dict(zip(pairs[::2], pairs[1::2], strict=True)))
+        return found
 
 
 class RedisSentinelServers:
-    """A Redis master and one sentinel watching it as ``service``."""
+    """Redis master(s) and sentinel(s) watching them as ``service``.
 
-    def __init__(self, master: RedisServer, sentinel: SentinelServer, service: str) -> None:
+    ``master`` and ``sentinel`` are the ones started first (the single-sentinel
+    fixture's); ``current_master()`` and ``wait_for_promotion()`` ask the
+    sentinels, so they follow failovers.
+    """
+
+    def __init__(
+        self,
+        master: RedisServer,
+        sentinel: SentinelServer,
+        service: str,
+        *,
+        replicas: Sequence[RedisServer] = (),
+        sentinels: Sequence[SentinelServer] = (),
+    ) -> None:
         self.master = master
         self.sentinel = sentinel
         self.service = service
+        self.replicas = list(replicas)
+        self.sentinels = list(sentinels) or [sentinel]
+
+    @property
+    def data_nodes(self) -> list[RedisServer]:
+        return [self.master, *self.replicas]
 
     @property
     def url(self) -> str:
-        return f"redis+sentinel://{self.sentinel.address}/{self.service}/0"
+        return f"redis+sentinel://{','.join(s.address for s in self.sentinels)}/{self.service}/0"
+
+    def node_on(self, port: int) -> RedisServer:
+        for node in self.data_nodes:
+            if node.port == port:
+                return node
+        raise KeyError(port)
+
+    def master_ports(self) -> dict[int, int | None]:
+        """Each sentinel's answer to ``get-master-addr-by-name`` (sentinel port -> master port)."""
+        return {sentinel.port: sentinel.master_port(timeout=0.3) for sentinel in self.sentinels}
+
+    def current_master(self) -> RedisServer:
+        """The master that most sentinels name now."""
+        answers = [port for port in self.master_ports().values() if port is not None]
+        if not answers:
+            raise RuntimeError("no sentinel answered")
+        return self.node_on(max(set(answers), key=answers.count))
+
+    def wait_until_ready(self, timeout: float = 20.0) -> None:
+        """Replicas attached; every sentinel knows every replica and the other sentinels."""
+
+        def ready() -> bool | None:
+            for node in self.replicas:
+                info = resp_command(node.port, "INFO", "replication", timeout=0.5)
+                if not isinstance(info, bytes) or b"master_link_status:up" not in info:
+                    return None
+            for sentinel in self.sentinels:
+                try:
+                    replicas = sentinel.known("replicas")
+                    others = sentinel.known("sentinels")
+                except (OSError, RuntimeError):
+                    return None
+                attached = [
+                    r for r in replicas if "disconnected" not in r["flags"] and "s_down" not in r["flags"]
+                ]
+                if len(attached) < len(self.replicas) or len(others) < len(self.sentinels) - 1:
+                    return None
+            return True
+
+        _poll_until("the sentinels know every replica and each other", ready, timeout, interval=0.05)
+
+    def wait_for_promotion(self, old: RedisServer, timeout: float = 20.0) -> Promotion:
+        """Poll every sentinel until one names a master other than ``old``; the moment it first did."""
+        started = time.monotonic()
+
+        def promoted() -> Promotion | None:
+            for port in self.master_ports().values():
+                if port is not None and port != old.port:
+                    now = time.monotonic()
+                    return Promotion(self.node_on(port), now, now - started)
+            return None
+
+        return _poll_until(f"a sentinel names a master other than {old.address}", promoted, timeout)
+
+    def wait_for_role(self, node: RedisServer, role: str, timeout: float = 20.0) -> float:
+        """Poll ``ROLE`` of ``node`` until it is ``role`` ("master" / "slave"); when it was."""
+
+        def has_role() -> float | None:
+            try:
+                current = redis_role(node.port, timeout=0.3)
+            except (OSError, RuntimeError):
+                return None
+            return time.monotonic() if current == role else None
+
+        return _poll_until(f"{node.address} has the role {role}", has_role, timeout)
 
     def stop(self) -> None:
-        self.sentinel.stop()
-        self.master.stop()
+        for sentinel in self.sentinels:
+            sentinel.stop()
+        for node in self.data_nodes:
+            node.stop()
 
 
 def start_redis_sentinel(directory: Path, service: str = "mymaster") -> RedisSentinelServers:
@@ -531,6 +855,59 @@ def start_redis_sentinel(directory: Path, service: str = "mymaster") -> RedisSen
         master.stop()
         raise
     return RedisSentinelServers(master, sentinel, service)
+
+
+def start_redis_sentinel_failover(
+    directory: Path,
+    service: str = "mymaster",
+    *,
+    replicas: int = 1,
+    sentinels: int = 3,
+    quorum: int = 2,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 3000,
+) -> RedisSentinelServers:
+    """A master, ``replicas`` replicas and ``sentinels`` sentinels (``quorum``) that fail over fast.
+
+    Returns once the replicas are in sync and every sentinel knows every
+    replica and the other sentinels (so a failover can start at once).
+    """
+    started: list[ServerProcess] = []
+    try:
+        master = RedisServer(directory / "master", extra=_REPLICATION_OPTIONS)
+        master.start()
+        started.append(master)
+        replica_nodes = []
+        for index in range(replicas):
+            replica = RedisServer(
+                directory / f"replica{index}",
+                extra=[*_REPLICATION_OPTIONS, "--replicaof", HOST, str(master.port)],
+            )
+            replica.start()
+            started.append(replica)
+            replica_nodes.append(replica)
+        sentinel_nodes = []
+        for index in range(sentinels):
+            sentinel = SentinelServer(
+                directory / f"sentinel{index}",
+                master,
+                service,
+                quorum=quorum,
+                down_after_ms=down_after_ms,
+                failover_timeout_ms=failover_timeout_ms,
+            )
+            sentinel.start()
+            started.append(sentinel)
+            sentinel_nodes.append(sentinel)
+        topology = RedisSentinelServers(
+            master, sentinel_nodes[0], service, replicas=replica_nodes, sentinels=sentinel_nodes
+        )
+        topology.wait_until_ready()
+    except BaseException:
+        for server in reversed(started):
+            server.stop()
+        raise
+    return topology
 
 
 # -- Memcached --------------------------------------------------------------------
