@@ -68,9 +68,11 @@ class PendingInvalidations:
         self.max_keys = max_keys
         self.first_delay = first_delay
         self.max_delay = max_delay
-        self._keys: dict[str, dict[str, str]] = {}  # alias -> generation key -> what it invalidates
-        self._clears: dict[str, str] = {}  # alias -> why its namespace must be cleared
+        # alias -> generation key -> (what it invalidates, version when kept)
+        self._keys: dict[str, dict[str, tuple[str, int]]] = {}
+        self._clears: dict[str, tuple[str, int]] = {}  # alias -> (why, version) of a pending clear()
         self._locks: dict[str, set[str]] = {}  # alias -> fill lock keys still to delete
+        self._version = 0  # grows with every add: a retry only settles what it snapshotted
         self._delay = first_delay
         self._next_try = 0.0
         self._lock = threading.Lock()
@@ -79,24 +81,29 @@ class PendingInvalidations:
         self.active = False
 
     def __len__(self) -> int:
-        return sum(len(keys) for keys in self._keys.values()) + len(self._clears)
+        with self._lock:
+            return sum(len(keys) for keys in self._keys.values()) + len(self._clears)
 
     def add(self, alias: str, keys: Iterable[str], what: str) -> None:
         """Keep the generation keys of an invalidation that was not acknowledged."""
         with self._lock:
-            if alias not in self._clears:
+            self._version += 1
+            if alias in self._clears:
+                self._clears[alias] = (self._clears[alias][0], self._version)
+            else:
                 pending = self._keys.setdefault(alias, {})
                 for key in keys:
-                    pending[key] = what
+                    pending[key] = (what, self._version)
                 if sum(len(keys) for keys in self._keys.values()) > self.max_keys:
-                    self._clears[alias] = f"more than {self.max_keys} pending invalidations"
+                    self._clears[alias] = (f"more than {self.max_keys} pending invalidations", self._version)
                     self._keys.pop(alias, None)
             self._schedule_soon()
 
     def add_clear(self, alias: str, why: str) -> None:
         """Keep a ``clear()`` that was not acknowledged (it covers the alias's keys)."""
         with self._lock:
-            self._clears[alias] = why
+            self._version += 1
+            self._clears[alias] = (why, self._version)
             self._keys.pop(alias, None)
             self._schedule_soon()
 
@@ -156,30 +163,41 @@ class PendingInvalidations:
         """Held by the one caller re-applying now (acquire without blocking)."""
         return self._retrying
 
-    def batches(self) -> Iterator[tuple[str, list[str], bool]]:
-        """``(alias, generation keys, clear)`` for each backend with something pending."""
+    def batches(self) -> Iterator[tuple[str, list[str], bool, int]]:
+        """``(alias, generation keys, clear, version)`` for each backend with something pending.
+
+        Hand ``version`` back to :meth:`done`: what was kept again after
+        this snapshot (a new failure of the same keys) stays pending.
+        """
         with self._lock:
-            snapshot: list[tuple[str, list[str], bool]] = [(alias, [], True) for alias in self._clears]
-            snapshot += [(alias, list(keys), False) for alias, keys in self._keys.items() if keys]
+            version = self._version
+            snapshot: list[tuple[str, list[str], bool, int]] = [
+                (alias, [], True, version) for alias in self._clears
+            ]
+            snapshot += [(alias, list(keys), False, version) for alias, keys in self._keys.items() if keys]
         yield from snapshot
 
     def describe(self, alias: str, keys: Iterable[str]) -> str:
-        pending = self._keys.get(alias, {})
-        described = ", ".join(sorted({pending[key] for key in keys if key in pending}))
-        return described or self._clears.get(alias, "")
+        with self._lock:
+            pending = self._keys.get(alias, {})
+            described = ", ".join(sorted({pending[key][0] for key in keys if key in pending}))
+            clear = self._clears.get(alias)
+        return described or (clear[0] if clear else "")
 
-    def done(self, alias: str, keys: Iterable[str], clear: bool) -> None:
-        """A backend acknowledged what :meth:`batches` gave for ``alias``."""
+    def done(self, alias: str, keys: Iterable[str], clear: bool, version: int) -> None:
+        """A backend acknowledged what :meth:`batches` gave for ``alias`` at ``version``."""
         with self._lock:
             if clear:
-                self._clears.pop(alias, None)
+                pending_clear = self._clears.get(alias)
+                if pending_clear is not None and pending_clear[1] <= version:
+                    del self._clears[alias]
+            pending = self._keys.get(alias, {})
+            for key in list(pending) if clear else keys:
+                kept = pending.get(key)
+                if kept is not None and kept[1] <= version:
+                    del pending[key]
+            if not pending:
                 self._keys.pop(alias, None)
-            else:
-                pending = self._keys.get(alias, {})
-                for key in keys:
-                    pending.pop(key, None)
-                if not pending:
-                    self._keys.pop(alias, None)
             self._update_active()
             if self.active:
                 self._next_try = self._clock()  # the rest at once

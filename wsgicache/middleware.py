@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from hashlib import blake2b
 from secrets import token_hex
@@ -274,6 +275,7 @@ class CacheMiddleware:
         self._decoded: ByteBudgetLru[str, tuple[bytes, Entry]] = ByteBudgetLru(decoded_cache_bytes)
         self._fills = Fills()
         self._pending = PendingInvalidations(clock)
+        self._retry_thread: threading.Thread | None = None
         self._header_hit = self._header("HIT")
         self._header_miss = self._header("MISS")
         self._header_stale = self._header("STALE")
@@ -336,7 +338,7 @@ class CacheMiddleware:
         pending = self._pending
         if pending.active:
             if pending.due():
-                self._retry_pending()
+                self._start_retry()
             if pending.blocks(lookup.guard.alias, lookup.tag_keys):
                 return self._pass(environ, start_response, Bypass.PENDING_INVALIDATION)
         now = time()
@@ -1018,12 +1020,28 @@ class CacheMiddleware:
             )
         return result
 
-    def _retry_pending(self) -> None:
-        """Re-apply pending invalidations (one caller at a time; the others go on)."""
-        pending = self._pending
-        lock = pending.retrying()
+    def _start_retry(self) -> None:
+        """Re-apply what is pending in a background thread, one at a time: no request waits for it.
+
+        A retry can be slow (a backend that hangs, a pending ``clear()``
+        scanning a large namespace); requests go on meanwhile, bypassing
+        what is still pending.
+        """
+        lock = self._pending.retrying()
         if not lock.acquire(blocking=False):
             return
+        try:
+            thread = threading.Thread(target=self._retry_pending, args=(lock,), name="wsgicache-retry")
+            thread.daemon = True
+            self._retry_thread = thread
+            thread.start()
+        except BaseException:
+            lock.release()
+            raise
+
+    def _retry_pending(self, lock: threading.Lock) -> None:
+        """Re-apply pending invalidations and delete left-behind locks; releases ``lock``."""
+        pending = self._pending
         try:
             failed = False
             for alias, lock_keys in pending.lock_batches():
@@ -1031,7 +1049,7 @@ class CacheMiddleware:
                 released = [key for key in lock_keys if guard.delete(key)]
                 pending.locks_released(alias, released)
                 failed = failed or len(released) < len(lock_keys)
-            for alias, keys, clear in pending.batches():
+            for alias, keys, clear, version in pending.batches():
                 guard = self._guards[alias]
                 if clear:
                     ok = guard.available("") and guard.clear()
@@ -1043,11 +1061,14 @@ class CacheMiddleware:
                         pending.describe(alias, keys) or "clear()",
                         alias,
                     )
-                    pending.done(alias, keys, clear)
+                    pending.done(alias, keys, clear, version)
                 else:
                     failed = True
             if failed:
                 pending.failed()
+        except Exception:
+            logger.exception("wsgicache: re-applying pending invalidations failed")
+            pending.failed()
         finally:
             lock.release()
 
