@@ -247,6 +247,31 @@ atexit.register(stop_all)
 # -- Redis ----------------------------------------------------------------------
 
 
+def replicas_acknowledged(port: int) -> bool:
+    """Whether a master with replicas has had every one acknowledge its whole stream.
+
+    A replica that has just synced answers ``WAIT`` only after its first
+    ``REPLCONF ACK`` (sent once a second): until then an invalidation's
+    ``WAIT`` can time out on a healthy topology.
+    """
+    try:
+        info = resp_command(port, "INFO", "replication", timeout=0.5)
+    except (OSError, RuntimeError):
+        return False
+    if not isinstance(info, bytes):
+        return False
+    fields = dict(line.split(":", 1) for line in info.decode("latin-1").splitlines() if ":" in line)
+    replicas = [value for name, value in fields.items() if name.startswith("slave") and name[5:].isdigit()]
+    if not replicas or fields.get("role") != "master":
+        return False
+    offset = fields.get("master_repl_offset", "")
+    for replica in replicas:
+        details = dict(part.split("=", 1) for part in replica.split(",") if "=" in part)
+        if details.get("state") != "online" or details.get("offset") != offset:
+            return False
+    return True
+
+
 def resp_command(port: int, *args: str, timeout: float = 2.0) -> bytes | int | list[object] | None:
     """Send one command in RESP and return the reply (for readiness checks)."""
     request = f"*{len(args)}\r\n".encode() + b"".join(
@@ -575,7 +600,8 @@ class RedisClusterServers:
                     info = resp_command(node.port, "INFO", "replication", timeout=0.5)
                     if not isinstance(info, bytes) or b"master_link_status:up" not in info:
                         return None
-            return True
+            masters_now = [node for node in live if node not in self.replicas]
+            return True if all(replicas_acknowledged(node.port) for node in masters_now) else None
 
         _poll_until("the Redis Cluster is stable", stable, timeout, interval=0.05)
 
@@ -809,7 +835,7 @@ class RedisSentinelServers:
                 ]
                 if len(attached) < len(self.replicas) or len(others) < len(self.sentinels) - 1:
                     return None
-            return True
+            return True if replicas_acknowledged(self.master.port) else None
 
         _poll_until("the sentinels know every replica and each other", ready, timeout, interval=0.05)
 

@@ -5,7 +5,8 @@ Real redis-server and sentinel processes on 127.0.0.1 only; no fakes.
 - A read that times out closes its connection: the next commands on the same
   pool read their own replies (plain, Sentinel, Cluster).
 - The Sentinel backend follows the master the sentinels name, away from an
-  old master that came back, and refuses a demoted one they still name.
+  old master that came back, and refuses a demoted one they still name;
+  while every sentinel hangs, it keeps using the last master they named.
 - ``set_many`` writes in one round trip per node and waits for replicas
   (``WAIT``), within ``wait_timeout``.
 - ``CLUSTERDOWN`` and ``TRYAGAIN`` raise ``TransientBackendError`` at once,
@@ -14,6 +15,7 @@ Real redis-server and sentinel processes on 127.0.0.1 only; no fakes.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +26,15 @@ import redis
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from servers import HOST, RedisServer, SentinelServer, free_cluster_port, resp_command, start_redis_cluster
+from servers import (
+    HOST,
+    RedisServer,
+    SentinelServer,
+    free_cluster_port,
+    resp_command,
+    start_redis_cluster,
+    start_redis_sentinel_failover,
+)
 
 from wsgicache.backends import get_backend
 from wsgicache.backends.redis import WAIT_SLACK, RedisBackend, RedisClusterBackend, RedisSentinelBackend
@@ -285,6 +295,64 @@ def test_sentinel_backend_refuses_a_demoted_master_the_sentinels_still_name(
         assert _raw_get(group.replica.port, "demoted:k") is None
     finally:
         backend.close()
+
+
+def test_sentinel_backend_keeps_the_last_master_while_every_sentinel_hangs(tmp_path: Path) -> None:
+    """All sentinels SIGSTOPped, the master healthy: no call waits much over 2 x socket_timeout.
+
+    New connections (the master's clients killed) must not ask each hung
+    sentinel in turn, nor retry the lookup; they use the last master named.
+    """
+    topology = start_redis_sentinel_failover(
+        tmp_path, SERVICE, down_after_ms=60000, failover_timeout_ms=180000
+    )
+    backend = get_backend(
+        topology.url, key_prefix="hung", socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+    )
+    stop = threading.Event()
+    worst: list[float] = [0.0]
+    hits: list[int] = [0]
+    errors: list[str] = []
+
+    def load() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                hit = backend.get("k") == b"v"
+            except Exception as exc:  # counted below: the master is healthy, none is expected
+                errors.append(repr(exc))
+                hit = False
+            elapsed = time.monotonic() - started
+            worst[0] = max(worst[0], elapsed)
+            hits[0] += hit
+
+    try:
+        backend.set("k", b"v", 60)
+        for sentinel in topology.sentinels:
+            sentinel.pause()
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(3):  # every pooled connection dropped: new ones must find the master
+                time.sleep(0.4)
+                resp_command(topology.master.port, "CLIENT", "KILL", "TYPE", "normal")
+            time.sleep(0.4)
+            before = hits[0]
+            time.sleep(0.3)
+            after = hits[0]
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert worst[0] < 2 * TIMEOUT + MARGIN, f"a call waited {worst[0]:.2f} s"
+        assert after > before, "no hits against the last known master"
+        assert all("not a master" not in error for error in errors), errors
+    finally:
+        for sentinel in topology.sentinels:
+            sentinel.resume()
+        backend.close()
+        topology.stop()
 
 
 # -- 3. set_many and WAIT ------------------------------------------------------

@@ -65,7 +65,12 @@ try:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from redis.retry import Retry
-    from redis.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
+    from redis.sentinel import (
+        MasterNotFoundError,
+        Sentinel,
+        SentinelManagedConnection,
+        SentinelManagedSSLConnection,
+    )
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess
     raise ImportError(
         f"the Redis backend needs the redis package ({exc}): pip install 'wsgicache[redis]'"
@@ -83,8 +88,9 @@ _CLUSTER_TRANSIENT = (ClusterDownError, TryAgainError, SlotNotCoveredError)
 #: Shortest interval between two reloads of the cluster's slot table.
 _TOPOLOGY_REFRESH_INTERVAL = 0.25
 
-#: A check of the master with the sentinels that fails after this long is
-#: not repeated for a while (they hang): it would add that wait to calls.
+#: A lookup of the master with the sentinels that fails after this long (or
+#: after a sentinel timed out) is not repeated for a while (they hang): it
+#: would add that wait to calls. Meanwhile the last master they named is used.
 _SLOW_SENTINELS = 0.1
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
@@ -213,6 +219,109 @@ def _require_master(connection: Any) -> None:
         raise RedisConnectionError(
             f"{connection.host}:{connection.port} is not a master (ROLE {role!r}): it was demoted and "
             "the sentinels do not name the new master yet"
+        )
+
+
+class _Unretried(Exception):
+    """Carries a :class:`MasterNotFoundError` through :class:`_NoLookupRetry`."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class _NoLookupRetry(Retry):
+    """redis-py ``Retry`` that never retries a failed master lookup (``MasterNotFoundError``).
+
+    ``MasterNotFoundError`` is a ``ConnectionError``: redis-py retried it at
+    the connection level and again at the command level, so one call asked
+    the sentinels up to four times while they hung.
+    """
+
+    def call_with_retry(
+        self, do: Callable[[], Any], fail: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        def attempt() -> Any:
+            try:
+                return do()
+            except MasterNotFoundError as exc:
+                raise _Unretried(exc) from exc
+
+        try:
+            return super().call_with_retry(attempt, fail, *args, **kwargs)
+        except _Unretried as exc:
+            raise exc.error from None
+
+
+class _Sentinel(Sentinel):
+    """redis-py ``Sentinel`` whose master lookup has one deadline and falls back on the last master.
+
+    ``discover_master`` asks the sentinels in turn until ``lookup_timeout``
+    has passed (each is also given only its share of the timeouts, see
+    :meth:`RedisSentinelBackend._connect`). When none of them answers (they
+    hang, or refuse connections), it returns the last master they named, if
+    any (``_require_master`` still checks with ``ROLE`` that it is a
+    master); and when asking took long, the sentinels are not asked again
+    for ``quiet_for`` seconds: lookups return that master at once (or fail
+    at once when none is known). A sentinel that answers without naming a
+    healthy master (it is down, a failover is under way) is believed.
+    """
+
+    def __init__(self, sentinels: Any, *, lookup_timeout: float, quiet_for: float, **kwargs: Any) -> None:
+        super().__init__(sentinels, **kwargs)  # type: ignore[no-untyped-call]
+        self.lookup_timeout = lookup_timeout
+        self.quiet_for = quiet_for
+        self.last_master: dict[str, tuple[str, int]] = {}
+        self.quiet_until = -math.inf
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        started = monotonic()
+        known = self.last_master.get(service_name)
+        if started < self.quiet_until:
+            if known is not None:
+                return known
+            raise MasterNotFoundError(
+                f"No master found for {service_name!r}: the sentinels did not answer in time; "
+                f"not asked again for {self.quiet_until - started:.1f} s"
+            )
+        deadline = started + self.lookup_timeout
+        errors: list[str] = []
+        answered = timed_out = False
+        for sentinel in list(self.sentinels):
+            if monotonic() >= deadline:
+                errors.append(f"no answer within {self.lookup_timeout:g} s")
+                timed_out = True
+                break
+            try:
+                masters: Any = sentinel.sentinel_masters()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                timed_out = timed_out or isinstance(exc, RedisTimeoutError)
+                errors.append(f"{sentinel} - {exc!r}")
+                continue
+            answered = True
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):  # type: ignore[no-untyped-call]
+                # Ask this sentinel first next time (as redis-py does).
+                sentinels = self.sentinels
+                index = next((i for i, each in enumerate(sentinels) if each is sentinel), 0)
+                sentinels[0], sentinels[index] = sentinels[index], sentinels[0]
+                forced = getattr(self, "_force_master_ip", None)
+                address = (forced if forced is not None else state["ip"], int(state["port"]))
+                self.last_master[service_name] = address
+                return address
+        if not answered:
+            if timed_out or monotonic() - started > _SLOW_SENTINELS:
+                self.quiet_until = monotonic() + self.quiet_for
+            if known is not None:
+                _log.debug(
+                    "no sentinel of %r answered (%s); using the last master they named, %s:%s",
+                    service_name,
+                    "; ".join(errors),
+                    *known,
+                )
+                return known
+        raise MasterNotFoundError(
+            f"No master found for {service_name!r}: {'; '.join(errors) or 'none named'}"
         )
 
 
@@ -523,6 +632,7 @@ class RedisClusterBackend(RedisBackend):
         # node name -> until when (monotonic clock) it is not asked
         self._down_nodes: dict[str, float] = {}
         self._refresh_lock = threading.Lock()
+        self._refreshing: threading.Event | None = None  # set while the slot table reloads
         self._refreshed_at = -math.inf
         self._refresh_defers_failed_node = False
         super().__init__(
@@ -595,7 +705,11 @@ class RedisClusterBackend(RedisBackend):
         try:
             node = client.get_node_from_key(full_key)
             until = self._down_nodes.get(node.name)
-            if until is not None and monotonic() < until and self._refresh_topology(client):
+            if (
+                until is not None
+                and monotonic() < until
+                and self._refresh_topology(client, wait=self.socket_timeout)
+            ):
                 node = client.get_node_from_key(full_key)
         except _CLUSTER_TRANSIENT as exc:
             raise self._transient(client, "(slot table)", exc) from exc
@@ -652,31 +766,47 @@ class RedisClusterBackend(RedisBackend):
             "(a node failing over, a slot moving); not counted against this node"
         )
 
-    def _refresh_topology(self, client: Any, failed: str | None = None) -> bool:
-        """Reload the slot table (``CLUSTER SLOTS``), at most every 0.25 s; True if done now.
+    def _refresh_topology(self, client: Any, failed: str | None = None, wait: float = 0.0) -> bool:
+        """Reload the slot table (``CLUSTER SLOTS``), at most every 0.25 s; True if reloaded now.
 
-        Only one thread refreshes at a time; the others go on with the
-        table they have rather than wait.
+        The reload runs in a background thread: it may ask a node that hangs
+        (redis-py tries the nodes in turn, each within ``socket_timeout``),
+        and no call should pay for that on top of its own timeout. The
+        caller waits for it at most ``wait`` seconds (only a call that is
+        about to use the new table waits). Only one reload runs at a time;
+        the other threads go on with the table they have.
         """
-        if monotonic() - self._refreshed_at < _TOPOLOGY_REFRESH_INTERVAL:
-            return False
-        if not self._refresh_lock.acquire(blocking=False):
-            return False
-        try:
-            if monotonic() - self._refreshed_at < _TOPOLOGY_REFRESH_INTERVAL:
+        with self._refresh_lock:
+            if self._refreshing is not None or monotonic() - self._refreshed_at < _TOPOLOGY_REFRESH_INTERVAL:
                 return False
             self._refreshed_at = monotonic()
-            try:
-                if failed is not None and self._refresh_defers_failed_node:
-                    client.nodes_manager.initialize(last_failed_node_name=failed)
-                else:
-                    client.nodes_manager.initialize()
-            except Exception as exc:  # the nodes did not answer: keep the table
-                _log.debug("Redis Cluster slot table not refreshed: %s", exc)
-                return False
-            return True
+            done = self._refreshing = threading.Event()
+        outcome: list[bool] = []
+        thread = threading.Thread(
+            target=self._reload_slot_table,
+            args=(client, failed, done, outcome),
+            name="wsgicache-cluster-refresh",
+            daemon=True,
+        )
+        thread.start()
+        return wait > 0 and done.wait(wait) and bool(outcome and outcome[0])
+
+    def _reload_slot_table(
+        self, client: Any, failed: str | None, done: threading.Event, outcome: list[bool]
+    ) -> None:
+        try:
+            if failed is not None and self._refresh_defers_failed_node:
+                client.nodes_manager.initialize(last_failed_node_name=failed)
+            else:
+                client.nodes_manager.initialize()
+            outcome.append(True)
+        except Exception as exc:  # the nodes did not answer: keep the table
+            _log.debug("Redis Cluster slot table not refreshed: %s", exc)
+            outcome.append(False)
         finally:
-            self._refresh_lock.release()
+            with self._refresh_lock:
+                self._refreshing = None
+            done.set()
 
     # -- the contract ------------------------------------------------------------
 
@@ -786,6 +916,12 @@ class RedisSentinelBackend(RedisBackend):
     once the sentinels name its successor. A connection whose read fails
     (a timeout, a protocol error) is closed, never reused.
 
+    Sentinels that hang: one lookup asks them within ``socket_timeout`` in
+    all and is not retried; when none answers, the last master they named
+    is used, and hung sentinels are not asked again for 5 s (see
+    :class:`_Sentinel`). So a call waits at most about twice
+    ``socket_timeout`` (the sentinels, then the master).
+
     :param sentinel_password: password of the sentinels themselves, if any.
     :param master_check_interval: seconds between two checks of the master's
         address with the sentinels while nothing fails (default 1; 0: only
@@ -866,11 +1002,13 @@ class RedisSentinelBackend(RedisBackend):
         self._master_check_lock = threading.Lock()
         self._next_master_check = math.inf  # set when the client is created
         self._master_suspect = False  # a call failed: ask the sentinels before the next one
-        self._sentinels_quiet_until = -math.inf  # they did not answer: not asked again before
+        if "retry" not in (connection_options or {}):
+            # A failed master lookup is not retried: it already had its deadline.
+            self._options["retry"] = _NoLookupRetry(
+                NoBackoff(), self.retries, supported_errors=(RedisConnectionError,)
+            )
 
     def _connect(self) -> Any:
-        from redis.sentinel import Sentinel
-
         options = dict(self._options)
         max_connections = options.pop("max_connections", None)
         if "connection_class" not in options:
@@ -878,17 +1016,24 @@ class RedisSentinelBackend(RedisBackend):
                 _SentinelSSLConnection if options.pop("ssl", False) else _SentinelConnection
             )
         options.setdefault("redis_connect_func", _require_master)
+        # One lookup asks the sentinels in turn within socket_timeout in all:
+        # each gets its share of the timeouts.
+        share = len(self.sentinels)
         sentinel_kwargs: dict[str, Any] = {
-            "socket_connect_timeout": self.socket_connect_timeout,
-            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_connect_timeout / share,
+            "socket_timeout": self.socket_timeout / share,
             # redis-py's default (3 retries, exponential backoff) would make
             # every lookup wait seconds while the sentinels are unreachable.
             "retry": Retry(NoBackoff(), self.retries, supported_errors=(RedisConnectionError,)),
         }
         if self.sentinel_password is not None:
             sentinel_kwargs["password"] = self.sentinel_password
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            self.sentinels, sentinel_kwargs=sentinel_kwargs, **options
+        sentinel = _Sentinel(
+            self.sentinels,
+            lookup_timeout=self.socket_timeout,
+            quiet_for=max(5.0, self.master_check_interval),
+            sentinel_kwargs=sentinel_kwargs,
+            **options,
         )
         pool_options: dict[str, Any] = {}
         if max_connections is not None:
@@ -914,7 +1059,7 @@ class RedisSentinelBackend(RedisBackend):
         released (the pool no longer owns a connection to another address).
         """
         now = monotonic()
-        if now < self._sentinels_quiet_until or not self._master_check_lock.acquire(blocking=False):
+        if not self._master_check_lock.acquire(blocking=False):
             return
         try:
             self._master_suspect = False
@@ -923,11 +1068,10 @@ class RedisSentinelBackend(RedisBackend):
             try:
                 client.connection_pool.get_master_address()
             except RedisError as exc:
-                # No master named (sentinels down, or the master is down and
-                # not yet replaced): keep the connections. If asking took long
-                # (sentinels that hang), do not ask again for a while.
-                if monotonic() - now > _SLOW_SENTINELS:
-                    self._sentinels_quiet_until = monotonic() + max(5.0, interval)
+                # No master named (the master is down and not yet replaced, or
+                # the sentinels hang and none was ever named): keep the
+                # connections. Sentinels that hang are not asked again for a
+                # while (_Sentinel.discover_master).
                 _log.debug("the sentinels of %r name no master: %s", self.service_name, exc)
         finally:
             self._master_check_lock.release()
