@@ -248,7 +248,7 @@ atexit.register(stop_all)
 
 
 def replicas_acknowledged(port: int) -> bool:
-    """Whether a master with replicas has had every one acknowledge its whole stream.
+    """Whether every replica of a master (if it has any) acknowledged its whole stream.
 
     A replica that has just synced answers ``WAIT`` only after its first
     ``REPLCONF ACK`` (sent once a second): until then an invalidation's
@@ -262,7 +262,7 @@ def replicas_acknowledged(port: int) -> bool:
         return False
     fields = dict(line.split(":", 1) for line in info.decode("latin-1").splitlines() if ":" in line)
     replicas = [value for name, value in fields.items() if name.startswith("slave") and name[5:].isdigit()]
-    if not replicas or fields.get("role") != "master":
+    if fields.get("role") != "master":
         return False
     offset = fields.get("master_repl_offset", "")
     for replica in replicas:

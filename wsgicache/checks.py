@@ -60,6 +60,11 @@ def is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_positive_seconds(value: object) -> TypeGuard[int | float]:
+    """A positive, finite number (of seconds): not a ``bool``, NaN, infinity, 0 or less."""
+    return is_number(value) and math.isfinite(value) and value > 0
+
+
 def seconds(name: str, value: object, *, zero: str | None = None, example: str = "60") -> float:
     """``value`` as a positive, finite number of seconds.
 

@@ -6,6 +6,7 @@ import math
 import re
 from urllib.parse import unquote
 
+from ..checks import is_positive_seconds
 from ..errors import ConfigurationError
 
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -50,12 +51,7 @@ def parse_hosts(hosts: str, default_port: int, url: str) -> list[tuple[str, int]
 
 def positive_seconds(owner: str, name: str, value: object) -> float:
     """Check a timeout option: a positive, finite number of seconds."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not is_positive_seconds(value):
         raise ConfigurationError(
             f"{owner} {name} must be a positive number of seconds (not NaN or infinity), such as 0.5; "
             f"got {value!r}"

@@ -31,11 +31,11 @@ A subclass need not call ``super().__init__()``: ``key_prefix`` and
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
+from ..checks import is_positive_seconds
 from ..errors import ConfigurationError
 
 
@@ -144,12 +144,7 @@ class Backend:
 
 def check_default_timeout(value: object, owner: str = "") -> float:
     """``value`` as a lifetime in seconds: positive and finite, else :class:`ConfigurationError`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not is_positive_seconds(value):
         raise ConfigurationError(
             f"{owner + ' ' if owner else ''}default_timeout (TIMEOUT) must be a positive number "
             f"of seconds (not NaN or infinity), such as 300; got {value!r}"
