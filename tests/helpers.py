@@ -97,3 +97,21 @@ def cached(
     """The app behind the cache, both wrapped in wsgiref's validator."""
     middleware = CacheMiddleware(validator(app), backend=backend, rules=rules, **options)
     return TestApp(validator(middleware), extra_environ={"HTTP_HOST": "localhost"}), middleware
+
+
+def call(middleware: Any, environ: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
+    """One request straight through the middleware (for environs webtest will not build)."""
+    seen: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.append((status, dict(headers)))
+        return lambda data: None
+
+    result = middleware(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return seen[-1][0], seen[-1][1], body

@@ -15,31 +15,13 @@ from typing import Any
 from wsgiref.validate import validator
 
 import pytest
-from helpers import RecordingApp, StartResponse, cached, make_environ
+from helpers import RecordingApp, StartResponse, cached, call, make_environ
 from webtest import TestApp
 from werkzeug.http import http_date
 
 from wsgicache import CacheMiddleware, ConfigurationError, Rule
 from wsgicache.backends.memory import MemoryBackend
 from wsgicache.keys import METHOD_OVERRIDE_HEADERS, OVERRIDE_HEADERS
-
-
-def call(middleware: CacheMiddleware, environ: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
-    """One request straight through the middleware (for environs webtest will not build)."""
-    seen: list[Any] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        seen.append((status, dict(headers)))
-        return lambda data: None
-
-    result = middleware(environ, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return seen[-1][0], seen[-1][1], body
 
 
 class EchoApp:

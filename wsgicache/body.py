@@ -24,14 +24,15 @@ from collections.abc import Iterator, MutableMapping
 from io import BytesIO
 from typing import Any
 
+from .http import parse_count
+
 
 def content_length(environ: MutableMapping[str, Any]) -> int | None:
     """The request's ``Content-Length`` (0 when absent or empty), ``None`` when malformed."""
     raw = environ.get("CONTENT_LENGTH")
     if not raw:
         return 0
-    raw = raw.strip()
-    return int(raw) if raw.isascii() and raw.isdigit() else None
+    return parse_count(raw)
 
 
 def _length_unknown(environ: MutableMapping[str, Any]) -> bool:

@@ -66,6 +66,12 @@ def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
     return ", ".join(values)
 
 
+def parse_count(text: str) -> int | None:
+    """A header value as a non-negative integer, ASCII digits only (``"²"`` is not one), else ``None``."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def status_code(status: str) -> int:
     """The integer code of a WSGI status line such as ``"200 OK"`` (0 if malformed)."""
     code = status[:3]
@@ -153,8 +159,7 @@ def initial_age(headers: Iterable[tuple[str, str]]) -> float:
     raw = header_value(headers, "age")
     if raw is None:
         return 0.0
-    first = raw.split(",", 1)[0].strip()
-    return float(first) if first.isascii() and first.isdigit() else 0.0
+    return float(parse_count(raw.split(",", 1)[0]) or 0)
 
 
 def storable_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -210,7 +215,7 @@ def evaluate_preconditions(
 
     if_match = environ.get("HTTP_IF_MATCH")
     if if_match is not None:
-        if not _strong_match(if_match, etag):
+        if not _etag_matches(if_match, etag, weak=False):
             return Precondition.FAILED
     else:
         since = _timestamp(environ.get("HTTP_IF_UNMODIFIED_SINCE"))
@@ -219,7 +224,7 @@ def evaluate_preconditions(
 
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
-        if _weak_match(if_none_match, etag):
+        if _etag_matches(if_none_match, etag, weak=True):
             return Precondition.NOT_MODIFIED if method in ("GET", "HEAD") else Precondition.FAILED
     elif method in ("GET", "HEAD"):
         since = _timestamp(environ.get("HTTP_IF_MODIFIED_SINCE"))
@@ -235,26 +240,21 @@ def _timestamp(value: str | None) -> int | None:
     return None if parsed is None else int(parsed.timestamp())
 
 
-def _strong_match(field: str, etag: str | None) -> bool:
-    """``If-Match``: ``*`` or a listed tag equal to the (strong) ``etag``."""
+def _etag_matches(field: str, etag: str | None, *, weak: bool) -> bool:
+    """Whether ``field`` is ``*`` or lists ``etag`` (RFC 9110, 8.8.3.2).
+
+    ``weak``: the weak comparison of ``If-None-Match`` (``W/`` ignored);
+    else the strong one of ``If-Match`` (a weak ``etag`` never matches).
+    """
     etags = parse_etags(field)
     if etags.star_tag:
         return True
     if etag is None:
         return False
-    value, weak = unquote_etag(etag)
-    return not weak and etags.is_strong(value)
-
-
-def _weak_match(field: str, etag: str | None) -> bool:
-    """``If-None-Match``: ``*`` or a listed tag equal to ``etag``, ignoring ``W/``."""
-    etags = parse_etags(field)
-    if etags.star_tag:
-        return True
-    if etag is None:
-        return False
-    value, _ = unquote_etag(etag)
-    return etags.contains_weak(value)
+    value, is_weak = unquote_etag(etag)
+    if weak:
+        return etags.contains_weak(value)
+    return not is_weak and etags.is_strong(value)
 
 
 def not_modified_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

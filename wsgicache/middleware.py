@@ -739,7 +739,7 @@ class CacheMiddleware:
             return "error"  # start_response(..., exc_info) while the body was produced
         if not asked_head:
             length = http.header_value(captured.headers, "content-length")
-            if length is not None and _as_count(length) != len(body):
+            if length is not None and http.parse_count(length) != len(body):
                 return "length"
         return None
 
@@ -777,7 +777,7 @@ class CacheMiddleware:
         )
         if reason is None:
             length = http.header_value(captured.headers, "content-length")
-            if length is not None and (_as_count(length) or 0) > self.max_entry_bytes:
+            if length is not None and (http.parse_count(length) or 0) > self.max_entry_bytes:
                 return "too_large"
         return reason
 
@@ -1092,12 +1092,6 @@ def _wsgi_path(url: str) -> str:
     """The ``SCRIPT_NAME + PATH_INFO`` form of a URL or path."""
     path = urlsplit(url).path or "/"
     return unquote_to_bytes(path).decode("latin-1")
-
-
-def _as_count(text: str) -> int | None:
-    """A header value as a non-negative integer (ASCII digits only), else ``None``."""
-    text = text.strip()
-    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _override_method(environ: Mapping[str, Any]) -> str | None:
