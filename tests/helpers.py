@@ -16,6 +16,19 @@ from wsgicache import CacheMiddleware, Rule
 StartResponse = Callable[..., Any]
 
 
+class FakeClock:
+    """The cache's clock in tests: Unix seconds that move only when told to (no ``sleep()``)."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def make_environ(path: str = "/", method: str = "GET", query: str = "", **extra: Any) -> dict[str, Any]:
     """A complete WSGI environ for a request to http://localhost/."""
     environ: dict[str, Any] = {
@@ -115,3 +128,10 @@ def call(middleware: Any, environ: dict[str, Any]) -> tuple[str, dict[str, str],
         if close is not None:
             close()
     return seen[-1][0], seen[-1][1], body
+
+
+def plan_of(middleware: Any, environ: dict[str, Any]) -> Any:
+    """The lookup plan the middleware makes for ``environ`` (entry key, tag keys, rule)."""
+    from wsgicache.middleware import WSGIRequest
+
+    return middleware._planner.plan(WSGIRequest(environ))

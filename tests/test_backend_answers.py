@@ -251,7 +251,7 @@ def test_a_backend_without_super_init_works_through_the_middleware() -> None:
     assert cache.clear()
     assert client.get("/p").headers["X-Cache"] == "MISS"
     # Rule("/p") has no timeout: the class default (300 s) applies.
-    assert cache._ruleset.rules[0].timeout == 300
+    assert cache._planner.ruleset.rules[0].timeout == 300
 
 
 def test_a_backend_without_super_init_works_from_config() -> None:
@@ -263,7 +263,7 @@ def test_a_backend_without_super_init_works_from_config() -> None:
     backend = middleware.backends["default"]
     assert isinstance(backend, NoSuperBackend)
     assert backend.default_timeout == 60  # TIMEOUT applies though __init__ does not take it
-    assert middleware._ruleset.rules[0].timeout == 60
+    assert middleware._planner.ruleset.rules[0].timeout == 60
     _serves_from_the_cache(middleware)
 
     without_timeout = CacheMiddleware.from_config(

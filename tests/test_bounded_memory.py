@@ -50,8 +50,8 @@ def test_fifo_memo_still_bounds_entries() -> None:
 
 
 def _memos(cache: object) -> list[FifoMemo[object, object]]:
-    ruleset = cache._ruleset  # type: ignore[attr-defined]
-    keyspaces = cache._keyspaces.values()  # type: ignore[attr-defined]
+    ruleset = cache._planner.ruleset  # type: ignore[attr-defined]
+    keyspaces = cache.cache.keyspaces.values()  # type: ignore[attr-defined]
     found = [ruleset._memo, keys_module._host_memo]
     for keyspace in keyspaces:
         found.extend([keyspace._memo, keyspace._entry_memo])

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from helpers import RecordingApp, cached
+from helpers import FakeClock, RecordingApp, cached
 
 from wsgicache import CacheMiddleware, ConfigurationError, Rule
 from wsgicache.backends.memory import MemoryBackend
@@ -22,19 +22,6 @@ from wsgicache.stats import Stats
 
 KEY = "e:{s1}:page"
 OTHER_SHARD_KEY = "e:{s2}:page"
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Killed(BaseException):
@@ -405,7 +392,7 @@ def test_hits_resume_one_probe_interval_after_the_backend_returns() -> None:
 
 def test_the_default_breaker_probes_at_least_once_a_second() -> None:
     _, cache = cached(RecordingApp(), [Rule("/p")])
-    guard = cache._guards["default"]
+    guard = cache.cache.guards["default"]
     assert (guard.failure_threshold, guard.probe_interval, guard.retry_after) == (5, 0.1, 1.0)
 
 
@@ -419,7 +406,7 @@ def test_probe_interval_from_config_options() -> None:
     cache = CacheMiddleware.from_config(
         RecordingApp(), {"RULES": [Rule("/p")], "OPTIONS": {"probe_interval": 0.05, "retry_after": 2}}
     )
-    guard = cache._guards["default"]
+    guard = cache.cache.guards["default"]
     assert (guard.probe_interval, guard.retry_after) == (0.05, 2.0)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import StartResponse, make_environ
+from helpers import StartResponse, make_environ, plan_of
 
 from wsgicache import CacheMiddleware, Rule
 
@@ -140,7 +140,7 @@ def test_processes_sharing_a_backend_coalesce_through_its_lock(tmp_path: Path) -
     assert sorted(results) == [("HIT", b"page /p"), ("MISS", b"page /p")]
     assert workers[1].stats()["coalesced"] == 1
     # The fill lock was released, not left to expire.
-    lookup = workers[0]._match(make_environ("/p"))
+    lookup = plan_of(workers[0], make_environ("/p"))
     assert lookup and not isinstance(lookup, bool)
     lock_key = lookup.rule.keyspace.lock_key(lookup.entry_key)
     assert workers[0].backends["default"].get(lock_key) is None
@@ -159,7 +159,7 @@ def test_a_failing_filler_releases_its_claim() -> None:
     middleware = CacheMiddleware(app, rules=[Rule("/p", timeout=60)])
     with pytest.raises(RuntimeError, match="first call fails"):
         get(middleware)
-    assert len(middleware._fills) == 0
+    assert len(middleware._coalescer) == 0
     started = time.monotonic()
     assert get(middleware) == ("MISS", b"ok")
     assert time.monotonic() - started < 1.0

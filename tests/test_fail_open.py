@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from helpers import RecordingApp, cached, make_environ
+from helpers import RecordingApp, cached, make_environ, plan_of
 
 from wsgicache import Rule
 from wsgicache.backends.memory import MemoryBackend
@@ -209,7 +209,7 @@ def test_a_failing_shard_opens_only_its_own_circuit() -> None:
         client.get(f"/p/{n}")
     shard_of_page = {}
     for n in pages:
-        lookup = cache._match(make_environ(f"/p/{n}"))
+        lookup = plan_of(cache, make_environ(f"/p/{n}"))
         assert lookup and not isinstance(lookup, bool)
         shard_of_page[n] = shard_of(lookup.entry_key)
     dead = [n for n in pages if shard_of_page[n] == "{s1}"]

@@ -140,6 +140,9 @@ EARLIER, LATER = http_date(NOW - 10), http_date(NOW + 10)
         ("GET", {"HTTP_IF_MODIFIED_SINCE": EARLIER}, "200 OK", STORED, SERVE),
         ("GET", {"HTTP_IF_MODIFIED_SINCE": "garbage"}, "200 OK", STORED, SERVE),
         ("GET", {"HTTP_IF_MODIFIED_SINCE": LATER}, "200 OK", [("ETag", '"v1"')], SERVE),
+        # RFC 9111 4.3.2: without Last-Modified, the stored Date stands in for it.
+        ("GET", {"HTTP_IF_MODIFIED_SINCE": LATER}, "200 OK", [("Date", http_date(NOW))], NOT_MODIFIED),
+        ("GET", {"HTTP_IF_MODIFIED_SINCE": EARLIER}, "200 OK", [("Date", http_date(NOW))], SERVE),
         ("POST", {"HTTP_IF_MODIFIED_SINCE": LATER}, "200 OK", STORED, SERVE),
         # 13.2.2 step 3 before 4: If-None-Match takes precedence over If-Modified-Since.
         ("GET", {"HTTP_IF_NONE_MATCH": '"v2"', "HTTP_IF_MODIFIED_SINCE": LATER}, "200 OK", STORED, SERVE),

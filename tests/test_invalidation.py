@@ -9,19 +9,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
-from helpers import RecordingApp, StartResponse, cached, make_environ
+from helpers import FakeClock, RecordingApp, StartResponse, cached, make_environ, plan_of
 
 from wsgicache import InvalidationError, InvalidationResult, Rule
 from wsgicache.backends.memory import MemoryBackend
 from wsgicache.invalidation import PendingInvalidations
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class WriteFailingBackend(MemoryBackend):
@@ -62,7 +54,7 @@ class Versioned:
 
 def settle(cache: Any) -> None:
     """Wait for the background retry a request may have started."""
-    thread = cache._retry_thread
+    thread = cache.cache._retry_thread
     if thread is not None:
         thread.join(10)
         assert not thread.is_alive()
@@ -108,7 +100,7 @@ def test_unacknowledged_invalidation_is_logged_counted_honoured_and_reapplied(
     clock.now += 0.2
     client.get("/a")  # starts the retry, in the background: this request does not wait for it
     settle(cache)
-    assert cache._pending.active is False
+    assert cache.cache.pending.active is False
     again = client.get("/a")  # a MISS, or a HIT stored by the request that started the retry
     assert again.headers["X-Cache"] in ("MISS", "HIT") and again.text == "/a v2"
     assert client.get("/a").headers["X-Cache"] == "HIT"
@@ -137,7 +129,7 @@ def test_retries_back_off_while_the_backend_refuses() -> None:
     clock.now += 10
     client.get("/a")
     settle(cache)
-    assert not cache._pending.active
+    assert not cache.cache.pending.active
 
 
 def test_strict_invalidation_raises_and_still_keeps_it() -> None:
@@ -175,7 +167,7 @@ def test_write_invalidation_that_fails_is_kept_too() -> None:
     clock.now += 1
     client.get("/post/1")
     settle(cache)
-    assert not cache._pending.active
+    assert not cache.cache.pending.active
     assert client.get("/post/1").text == "/post/1 v2"
     assert client.get("/post/1").headers["X-Cache"] == "HIT"
 
@@ -312,7 +304,7 @@ def test_the_left_lock_is_retried_for_other_processes() -> None:
     first.get("/other")  # any request of the process retries what it left behind
     settle(first_cache)
     assert not [key for key in backend._internal.data if key.startswith("l:")]
-    assert not first_cache._pending.active
+    assert not first_cache.cache.pending.active
 
 
 def test_a_waiter_stops_polling_when_the_backend_stops_answering() -> None:
@@ -321,7 +313,7 @@ def test_a_waiter_stops_polling_when_the_backend_stops_answering() -> None:
     _, holder = cached(app, [Rule("/p", timeout=60)], backend=backend)
     client, _ = cached(app, [Rule("/p", timeout=60)], backend=backend, lock_wait=30)
     # Another process holds the fill lock...
-    lookup = holder._match(make_environ("/p"))
+    lookup = plan_of(holder, make_environ("/p"))
     assert backend.add(lookup.rule.keyspace.lock_key(lookup.entry_key), b"1", 60)
     # ...and the backend stops answering reads while this one waits: it goes to the app.
     original = backend.get_many
@@ -341,9 +333,9 @@ def test_a_waiter_stops_polling_when_the_backend_stops_answering() -> None:
 def test_no_waiting_on_a_fill_lock_soon_after_the_shard_failed() -> None:
     backend, clock = SharedFlakyBackend(), FakeClock()
     app = RecordingApp()
-    _, holder = cached(app, [Rule("/p", timeout=60)], backend=backend)
-    client, cache = cached(app, [Rule("/p", timeout=60)], backend=backend, lock_wait=30, clock=clock)
-    lookup = holder._match(make_environ("/p"))
+    _, holder = cached(app, [Rule("/p", timeout=600)], backend=backend)
+    client, cache = cached(app, [Rule("/p", timeout=600)], backend=backend, lock_wait=30, clock=clock)
+    lookup = plan_of(holder, make_environ("/p"))
     assert backend.add(lookup.rule.keyspace.lock_key(lookup.entry_key), b"1", 60)  # a leftover lock
     backend.reads_fail = True
     client.get("/p")  # the shard fails once

@@ -39,7 +39,7 @@ def test_decoded_cache_can_be_turned_off() -> None:
     client.get("/p")
     for _ in range(3):
         assert client.get("/p").headers["X-Cache"] == "HIT"
-    assert len(cache._decoded._data) == 0
+    assert len(cache.cache._decoded._data) == 0
 
 
 def test_byte_budget_lru_counts_exactly_under_threads() -> None:

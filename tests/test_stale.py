@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
-from helpers import RecordingApp, cached, make_environ
+from helpers import FakeClock, RecordingApp, cached, make_environ
 
 from wsgicache import CacheMiddleware, Rule
 
@@ -30,10 +29,10 @@ class SwitchableApp(RecordingApp):
 
 
 def test_stale_if_error_serves_the_old_entry_when_the_app_raises() -> None:
-    app = SwitchableApp()
-    client, cache = cached(app, [Rule("/p", timeout=0.1, stale_if_error=60)])
+    app, clock = SwitchableApp(), FakeClock()
+    client, cache = cached(app, [Rule("/p", timeout=10, stale_if_error=60)], clock=clock)
     client.get("/p")
-    time.sleep(0.15)
+    clock.advance(11)
     app.mode = "raise"
     response = client.get("/p")
     assert response.headers["X-Cache"] == "STALE"
@@ -48,27 +47,28 @@ def test_stale_if_error_serves_the_old_entry_when_the_app_raises() -> None:
 
 
 def test_without_stale_if_error_the_error_propagates() -> None:
-    app = SwitchableApp()
-    client, _ = cached(app, [Rule("/p", timeout=0.1)])
+    app, clock = SwitchableApp(), FakeClock()
+    client, _ = cached(app, [Rule("/p", timeout=10)], clock=clock)
     client.get("/p")
-    time.sleep(0.15)
+    clock.advance(11)
     app.mode = "500"
     assert client.get("/p", status=500).headers["X-Cache"] == "MISS"
 
 
 def test_stale_if_error_window_ends() -> None:
-    app = SwitchableApp()
-    client, _ = cached(app, [Rule("/p", timeout=0.1, stale_if_error=0.1)])
+    app, clock = SwitchableApp(), FakeClock()
+    client, _ = cached(app, [Rule("/p", timeout=10, stale_if_error=10)], clock=clock)
     client.get("/p")
-    time.sleep(0.25)
+    clock.advance(20.5)
     app.mode = "500"
     assert client.get("/p", status=500).headers["X-Cache"] == "MISS"
 
 
-def test_stale_while_revalidate_one_request_refreshes_others_get_stale() -> None:
+def test_stale_while_revalidate_serves_stale_and_refreshes_in_the_background() -> None:
     release = threading.Event()
     entered = threading.Event()
     state = {"version": 1, "block": False}
+    clock = FakeClock()
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         if state["block"]:
@@ -78,7 +78,7 @@ def test_stale_while_revalidate_one_request_refreshes_others_get_stale() -> None
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
 
-    middleware = CacheMiddleware(app, rules=[Rule("/p", timeout=0.1, stale_while_revalidate=60)])
+    middleware = CacheMiddleware(app, rules=[Rule("/p", timeout=10, stale_while_revalidate=60)], clock=clock)
 
     def get() -> tuple[str, bytes]:
         seen: dict[str, str] = {}
@@ -91,17 +91,29 @@ def test_stale_while_revalidate_one_request_refreshes_others_get_stale() -> None
         return seen["X-Cache"], body
 
     assert get() == ("MISS", b"version 1")
-    time.sleep(0.15)
+    clock.advance(11)
     state["version"], state["block"] = 2, True
-    refresher_result: list[tuple[str, bytes]] = []
-    refresher = threading.Thread(target=lambda: refresher_result.append(get()))
-    refresher.start()
+    # The first request after expiry is answered at once, and starts one refresh.
+    assert get() == ("STALE", b"version 1")
     assert entered.wait(5)
-    # While one request refreshes, the others are answered at once from the stale entry.
+    # While it refreshes, the others are answered from the stale entry too, without a second refresh.
     assert [get() for _ in range(3)] == [("STALE", b"version 1")] * 3
     release.set()
-    refresher.join(5)
-    assert refresher_result == [("MISS", b"version 2")]
+    for _ in range(500):
+        if len(middleware._coalescer) == 0:
+            break
+        threading.Event().wait(0.01)
     state["block"] = False
     assert get() == ("HIT", b"version 2")
-    assert middleware.stats()["stale"] == 3
+    stats = middleware.stats()
+    assert stats["stale"] == 4 and stats["stores"] == 2
+
+
+def test_stale_while_revalidate_window_ends() -> None:
+    app, clock = SwitchableApp(), FakeClock()
+    client, _ = cached(app, [Rule("/p", timeout=10, stale_while_revalidate=5)], clock=clock)
+    client.get("/p")
+    clock.advance(16)
+    app.version = 2
+    response = client.get("/p")
+    assert response.headers["X-Cache"] == "MISS" and response.body == b"version 2"

@@ -201,6 +201,7 @@ def evaluate_preconditions(
     2. Without ``If-Match``, ``If-Unmodified-Since``; false: 412.
     3. ``If-None-Match`` (weak comparison); false: 304 for GET and HEAD, else 412.
     4. For GET and HEAD without ``If-None-Match``, ``If-Modified-Since``; false: 304.
+       Compared with ``Last-Modified``, or without one with ``Date`` (RFC 9111 4.3.2).
 
     Preconditions are ignored when the response is not a 2xx (section
     13.2.1): a stored 404 stays a 404. ``Range`` and ``If-Range`` are not
@@ -228,7 +229,9 @@ def evaluate_preconditions(
             return Precondition.NOT_MODIFIED if method in ("GET", "HEAD") else Precondition.FAILED
     elif method in ("GET", "HEAD"):
         since = _timestamp(environ.get("HTTP_IF_MODIFIED_SINCE"))
-        if since is not None and last_modified is not None and last_modified <= since:
+        # Without Last-Modified, a cache compares with the response's Date (RFC 9111 4.3.2).
+        modified = last_modified if last_modified is not None else _timestamp(header_value(headers, "date"))
+        if since is not None and modified is not None and modified <= since:
             return Precondition.NOT_MODIFIED
     return Precondition.SERVE
 

@@ -79,9 +79,15 @@ class Rule:
     :param cache: ``False`` makes an exclusion rule: matching requests go
         straight to the application.
     :param policy: ``"force"`` caches for ``timeout`` whatever the response
-        says; ``"http"`` takes the lifetime from the response's own
-        ``Cache-Control`` / ``Expires`` (``timeout`` is the default).
-    :param timeout: seconds; ``None`` uses the backend's default (``TIMEOUT``).
+        says; ``"http"`` behaves as an RFC 9111 shared cache: the lifetime
+        comes from the response's own ``CDN-Cache-Control``,
+        ``Cache-Control`` and ``Expires``, stale entries are revalidated,
+        ``Vary`` is honoured and request directives count (see
+        ``docs/http.md``).
+    :param timeout: seconds. Under ``"force"``, the lifetime of every entry
+        (``None``: the backend's default ``TIMEOUT``); under ``"http"``,
+        the lifetime of responses without explicit freshness (``None``:
+        those are not stored; the backend's default never applies).
     :param query: ``"all"``, ``"none"`` or a list of parameter names in the key.
     :param ignore_query: parameter names or globs (``"utm_*"``) left out of the key.
     :param vary: request headers whose values join the key.
@@ -91,7 +97,27 @@ class Rule:
         the key; it never replaces scheme, host, path, query or vary values.
     :param tags: templates (``"user:{user_id}"``) or callables returning a
         tag or tags; invalidating a tag drops every entry stored with it.
-    :param statuses: response status codes that may be stored.
+    :param statuses: response status codes that may be stored; ``None``
+        means 200 under ``"force"`` and every final status RFC 9111 allows
+        under ``"http"``.
+    :param heuristic: under ``"http"``, the fraction of the time since
+        ``Last-Modified`` that a response without explicit freshness stays
+        fresh (RFC 9111 4.2.2; ``0.1`` is usual), at most a day; ``0``
+        (the default) turns heuristic freshness off.
+    :param keep: under ``"http"``, seconds an expired response with a
+        validator (``ETag``, ``Last-Modified``) is kept to be revalidated
+        with a conditional request rather than fetched again.
+    :param ignore_request_no_cache: under ``"http"``, ignore the request's
+        ``Cache-Control: no-cache`` and ``Pragma: no-cache`` (a client
+        reloading, or anyone flooding the application through the cache).
+    :param targeted_fields: under ``"http"``, response fields holding cache
+        directives for this cache that take precedence over
+        ``Cache-Control`` (RFC 9213), in order. Fields other than
+        ``CDN-Cache-Control`` are meant for this cache alone and removed
+        from the responses it sends.
+    :param emit_max_age: under ``"force"``, send ``Cache-Control: max-age``
+        and ``Expires`` for the entry's remaining lifetime, so browsers and
+        CDNs downstream keep it no longer than the cache does.
     :param stale_while_revalidate: seconds an expired entry may still be
         served while one request refreshes it.
     :param stale_if_error: seconds an expired entry may be served when the
@@ -121,7 +147,7 @@ class Rule:
         vary_cookies: Sequence[str] = (),
         key: str | KeyFunction | None = None,
         tags: Sequence[TagSpec] | TagFunction = (),
-        statuses: Sequence[int] = (200,),
+        statuses: Sequence[int] | None = None,
         stale_while_revalidate: float = 0,
         stale_if_error: float = 0,
         backend: str = "default",
@@ -129,6 +155,11 @@ class Rule:
         allow_set_cookie: bool = False,
         allow_authorization: bool = False,
         allow_remote_user: bool = False,
+        heuristic: float = 0.0,
+        keep: float = 3600.0,
+        ignore_request_no_cache: bool = False,
+        targeted_fields: Sequence[str] = ("CDN-Cache-Control",),
+        emit_max_age: bool = False,
     ) -> None:
         if not isinstance(pattern, str) or not pattern.startswith("/"):
             raise ConfigurationError(
@@ -149,7 +180,7 @@ class Rule:
             raise _fail(
                 pattern,
                 f"timeout must be a positive number of seconds (e.g. timeout=60; not NaN or "
-                f"infinity), or None for the backend's default; got {timeout!r}",
+                f"infinity), or None; got {timeout!r}",
             )
         self.timeout = None if timeout is None else float(timeout)
         self.query = self._check_query(query)
@@ -160,7 +191,7 @@ class Rule:
             raise _fail(pattern, f"key must be a template string or a callable, got {key!r}")
         self.key = key
         self.tags = self._check_tags(tags)
-        self.statuses = self._check_statuses(statuses)
+        self.statuses = None if statuses is None else self._check_statuses(statuses)
         for name, seconds in (
             ("stale_while_revalidate", stale_while_revalidate),
             ("stale_if_error", stale_if_error),
@@ -173,6 +204,32 @@ class Rule:
                 )
         self.stale_while_revalidate = float(stale_while_revalidate)
         self.stale_if_error = float(stale_if_error)
+        if not _is_number(heuristic) or not 0 <= heuristic <= 1:
+            raise _fail(
+                pattern,
+                f"heuristic must be a fraction from 0 (off) to 1, such as heuristic=0.1; got {heuristic!r}",
+            )
+        self.heuristic = float(heuristic)
+        if not _is_number(keep) or not math.isfinite(keep) or keep < 0:
+            raise _fail(
+                pattern, f"keep must be 0 or a positive number of seconds (e.g. keep=3600), got {keep!r}"
+            )
+        self.keep = float(keep)
+        self.targeted_fields = self._check_names("targeted_fields", targeted_fields, header=True)
+        for name, flag in (
+            ("ignore_request_no_cache", ignore_request_no_cache),
+            ("emit_max_age", emit_max_age),
+        ):
+            if not isinstance(flag, bool):
+                raise _fail(pattern, f"{name} must be True or False, got {flag!r}")
+        if emit_max_age and policy != "force":
+            raise _fail(
+                pattern,
+                "emit_max_age=True applies to policy='force'; under policy='http' the "
+                "application's own Cache-Control is passed on",
+            )
+        self.ignore_request_no_cache = ignore_request_no_cache
+        self.emit_max_age = emit_max_age
         if not isinstance(backend, str) or not backend:
             raise _fail(pattern, f"backend must be the alias of a configured backend, got {backend!r}")
         self.backend = backend
@@ -435,11 +492,24 @@ class CompiledRule:
         self.policy = rule.policy
         self.keyspace = keyspace
         self.timeout = rule.timeout if rule.timeout is not None else default_timeout
+        # Under "http": the lifetime of responses without freshness information, if any.
+        self.http_timeout = rule.timeout
+        self.honours_request = rule.policy == "http"
+        self.heuristic = rule.heuristic
+        self.keep = rule.keep
+        self.ignore_request_no_cache = rule.ignore_request_no_cache
+        self.targeted_fields = tuple(name.lower() for name in rule.targeted_fields)
+        # Targeted fields for this cache alone, removed from what it sends (RFC 9213 2.1).
+        self.private_fields = frozenset(name for name in self.targeted_fields if name != "cdn-cache-control")
+        self.emit_max_age = rule.emit_max_age
         self.stale_while_revalidate = rule.stale_while_revalidate
         self.stale_if_error = rule.stale_if_error
         self.stale_window = max(rule.stale_while_revalidate, rule.stale_if_error)
         self.backend_alias = rule.backend
-        self.statuses = rule.statuses
+        # None under "http": every final status the RFC allows.
+        self.statuses: frozenset[int] | None = rule.statuses
+        if rule.statuses is None and rule.policy == "force":
+            self.statuses = frozenset({200})
         self.allow_set_cookie = rule.allow_set_cookie
         self.allow_authorization = rule.allow_authorization
         self.allow_remote_user = rule.allow_remote_user

@@ -9,7 +9,8 @@ COUNTERS = (
     "hits",  # answered from a fresh entry (including 304s)
     "misses",  # looked up, not found (or not usable): the application answered
     "stores",  # entries written
-    "stale",  # answered from an expired entry (stale-while-revalidate / -if-error)
+    "stale",  # answered from an expired entry (stale-while-revalidate / -if-error / max-stale)
+    "revalidated",  # stale entries the application confirmed with a 304 (policy "http")
     "coalesced",  # hits that waited for another request filling the entry
     "bypasses",  # matched a rule but the cache was not consulted
     "not_stored",  # responses a rule matched that could not be stored

@@ -1,8 +1,8 @@
 """The binary format of a stored response (no pickle, versioned).
 
-Layout of format version 2 (integers big-endian)::
+Layout of format version 3 (integers big-endian)::
 
-    "WC"  version:u8  flags:u8
+    "WC"  version:u8  flags:u8                             (see the ``FLAG_`` constants)
     stored_at:f64  fresh_until:f64  stale_until:f64      (Unix time, seconds)
     n_headers:u16  n_tags:u16  meta_len:u32  body_len:u32  crc32:u32
     meta: latin-1 text, lines joined by "\n":
@@ -26,8 +26,17 @@ from zlib import crc32
 
 from .errors import CorruptEntry
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MAGIC = b"WC"
+
+#: The response must be revalidated before every reuse (``no-cache``, RFC 9111 5.2.2.4).
+FLAG_NO_CACHE = 1
+#: Once stale, the response is never served without revalidation (``must-revalidate``,
+#: ``proxy-revalidate``, ``s-maxage``: RFC 9111 5.2.2.2, 5.2.2.8, 5.2.2.10).
+FLAG_MUST_REVALIDATE = 2
+#: Not a response but the index of a URL's variants: its headers hold the
+#: ``Vary`` field names whose request values select the variant (RFC 9111 4.1).
+FLAG_VARIANTS = 4
 _HEAD = struct.Struct(">2sBBdddHHIII")
 _HEAD_SIZE = _HEAD.size
 
@@ -35,12 +44,16 @@ _HEAD_SIZE = _HEAD.size
 class Entry:
     """A cached response and what is needed to judge it.
 
-    ``tags`` pairs each tag-generation key the entry depends on with the
-    generation it was stored under; the entry is valid while every one of
-    those keys still holds that generation.
+        ``stored_at`` is the Unix time at which the response's age was zero
+    (RFC 9111 4.2.3: the time it was received minus its corrected initial age);
+    ``fresh_until`` is ``stored_at`` plus its freshness lifetime;
+    ``stale_until`` ends the window in which it may still be served stale.
+    ``flags`` holds the ``FLAG_`` bits. ``tags`` pairs each tag-generation key the entry depends on with the
+        generation it was stored under; the entry is valid while every one of
+        those keys still holds that generation.
     """
 
-    __slots__ = ("body", "fresh_until", "headers", "stale_until", "status", "stored_at", "tags")
+    __slots__ = ("body", "flags", "fresh_until", "headers", "stale_until", "status", "stored_at", "tags")
 
     def __init__(
         self,
@@ -52,8 +65,10 @@ class Entry:
         fresh_until: float,
         stale_until: float | None = None,
         tags: tuple[tuple[str, bytes], ...] = (),
+        flags: int = 0,
     ) -> None:
         self.status = status
+        self.flags = flags
         self.headers = headers
         self.body = body
         self.stored_at = stored_at
@@ -82,7 +97,7 @@ def encode(entry: Entry) -> bytes:
     head = _HEAD.pack(
         MAGIC,
         FORMAT_VERSION,
-        0,
+        entry.flags,
         entry.stored_at,
         entry.fresh_until,
         entry.stale_until,
@@ -101,7 +116,7 @@ def decode(data: bytes) -> Entry:
         (
             magic,
             version,
-            _flags,
+            flags,
             stored_at,
             fresh_until,
             stale_until,
@@ -141,4 +156,5 @@ def decode(data: bytes) -> Entry:
         fresh_until=fresh_until,
         stale_until=stale_until,
         tags=tuple(tags),
+        flags=flags,
     )

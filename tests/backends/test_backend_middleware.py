@@ -12,7 +12,7 @@ from secrets import token_hex
 from typing import Any
 
 import pytest
-from helpers import RecordingApp, cached, make_environ
+from helpers import RecordingApp, cached, make_environ, plan_of
 from servers import BACKEND_KINDS
 
 from wsgicache import Rule
@@ -152,8 +152,8 @@ def test_bytes_changed_in_the_store_are_a_miss_not_served(site: Callable[..., An
     """The stored body is covered by a checksum: a value changed in Redis or memcached is a miss."""
     client, cache, app = site()
     first = client.get("/big")
-    lookup = cache._match(make_environ("/big"))
-    backend = lookup.guard.backend
+    lookup = plan_of(cache, make_environ("/big"))
+    backend = cache.backends[lookup.alias]
     value = backend.get(lookup.entry_key)
     assert value is not None and value.endswith(first.body)
     tampered = value[: -len(first.body)] + first.body.replace(b"GET", b"PUT")
