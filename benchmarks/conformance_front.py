@@ -20,9 +20,21 @@ from typing import Any
 
 from wsgicache import CacheMiddleware, Rule
 
-#: Hop-by-hop headers (RFC 9110, 7.6.1): never forwarded by a proxy.
+#: Hop-by-hop headers (RFC 9110, 7.6.1): never forwarded by a proxy; and those
+#: PEP 3333 servers refuse from an application (waitress: Proxy-Authenticate & co.).
 HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
 )
 
 
@@ -50,8 +62,26 @@ def proxy_to(origin: str) -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
         try:
             connection.request(environ["REQUEST_METHOD"], target, body=body, headers=headers)
             response = connection.getresponse()
+            while 100 <= response.status < 200:
+                # An interim response (102, 103): http.client takes it for the final one;
+                # read the next response from the same buffered stream.
+                following = http.client.HTTPResponse(connection.sock, method=environ["REQUEST_METHOD"])
+                following.fp = response.fp
+                following.begin()
+                response = following
             data = response.read()
-            passed = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+            # A proxy drops hop-by-hop fields and those its Connection field names (RFC 9110 7.6.1).
+            nominated = {
+                name.strip().lower()
+                for key, value in response.getheaders()
+                if key.lower() == "connection"
+                for name in value.split(",")
+            }
+            passed = [
+                (k, v)
+                for k, v in response.getheaders()
+                if k.lower() not in HOP_BY_HOP and k.lower() not in nominated
+            ]
         finally:
             connection.close()
         if (
