@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import StartResponse, make_environ, plan_of
+from helpers import RecordingApp, StartResponse, make_environ, plan_of
 
 from wsgicache import CacheMiddleware, Rule
 
@@ -225,3 +225,31 @@ def test_other_processes_stop_waiting_when_the_filler_stores_nothing(tmp_path: P
     # Waited for the first worker (about 0.2 s more), then called the app: not lock_wait (5 s).
     assert elapsed < 0.2 + 0.3 + 1.0
     assert app.calls == 2
+
+
+def test_a_claim_is_released_when_its_block_raises() -> None:
+    middleware = CacheMiddleware(RecordingApp(), rules=[Rule("/p", timeout=60)])
+    plan = plan_of(middleware, make_environ("/p"))
+    guard = middleware.cache.guards["default"]
+    coalescer = middleware._coalescer
+    with pytest.raises(RuntimeError), coalescer.claim_or_wait(plan, guard) as fill:
+        assert fill.owned and len(coalescer) == 1
+        # Another request of this process cannot claim it meanwhile.
+        with coalescer.try_claim(plan, guard) as other:
+            assert not other.owned
+        raise RuntimeError("the application failed")
+    assert len(coalescer) == 0
+    with coalescer.try_claim(plan, guard) as fill:
+        assert fill.owned
+    assert len(coalescer) == 0
+
+
+def test_releasing_a_claim_twice_is_harmless(tmp_path: Path) -> None:
+    middleware = CacheMiddleware(RecordingApp(), backend=f"file://{tmp_path}", rules=[Rule("/p", timeout=60)])
+    plan = plan_of(middleware, make_environ("/p"))
+    guard = middleware.cache.guards["default"]
+    fill = middleware._coalescer.try_claim(plan, guard)
+    assert fill.owned and guard.backend.get(plan.lock_key) is not None  # the lock other processes see
+    fill.release()
+    fill.release()
+    assert guard.backend.get(plan.lock_key) is None and len(middleware._coalescer) == 0

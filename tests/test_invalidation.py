@@ -6,6 +6,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -356,3 +357,23 @@ def test_no_waiting_on_a_fill_lock_soon_after_the_shard_failed() -> None:
     clock.now += 60
     backend.get_many = original  # type: ignore[method-assign]
     assert client.get("/p").headers["X-Cache"] == "HIT"
+
+
+def test_a_cache_without_an_application_invalidates_what_the_middleware_stored(tmp_path: Path) -> None:
+    """A deploy hook or a worker builds a Cache on the same backend and key_prefix."""
+    from wsgicache.cache import Cache
+
+    app = RecordingApp()
+    url = f"file://{tmp_path}"
+    rules = [Rule("/post/<int:n>", timeout=600, tags=["posts"])]
+    client, _ = cached(app, rules, backend=url, key_prefix="s1")
+    client.get("/post/1")
+    client.get("/post/2")
+    assert client.get("/post/1").headers["X-Cache"] == "HIT"
+    worker = Cache(url, key_prefix="s1")
+    assert worker.invalidate(tags=["posts"])
+    assert client.get("/post/1").headers["X-Cache"] == "MISS"
+    assert client.get("/post/2").headers["X-Cache"] == "MISS"
+    assert Cache(url, key_prefix="other").invalidate("/post/1")  # another site's prefix: nothing of ours
+    assert client.get("/post/1").headers["X-Cache"] == "HIT"
+    worker.close()

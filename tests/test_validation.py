@@ -4,10 +4,8 @@ import pytest
 
 from wsgicache.validation import (
     Freshening,
-    QualifiedFields,
     conditional_headers,
     has_validator,
-    qualified_fields,
     select_for_update,
     storable_headers,
     updated_headers,
@@ -60,27 +58,6 @@ LM_LATER = "Thu, 02 Jan 2020 00:00:00 GMT"
 )
 def test_storable_headers(headers: H, private: frozenset[str], no_cache: frozenset[str], expected: H) -> None:
     assert storable_headers(headers, private_fields=private, no_cache_fields=no_cache) == expected
-
-
-# RFC 9111 5.2.2.4 (no-cache="...") and 5.2.2.7 (private="..."): the qualified forms name fields.
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ([], QualifiedFields(NONE, NONE)),
-        ([("Cache-Control", "private, no-cache")], QualifiedFields(NONE, NONE)),
-        (
-            [("Cache-Control", 'private="Set-Cookie, X-A"')],
-            QualifiedFields(frozenset({"set-cookie", "x-a"}), NONE),
-        ),
-        ([("Cache-Control", 'max-age=5, no-cache="X-B"')], QualifiedFields(NONE, frozenset({"x-b"}))),
-        (
-            [("Cache-Control", "no-cache=X-B"), ("cache-control", 'PRIVATE="X-C"')],
-            QualifiedFields(frozenset({"x-c"}), frozenset({"x-b"})),
-        ),
-    ],
-)
-def test_qualified_fields(headers: H, expected: QualifiedFields) -> None:
-    assert qualified_fields(headers) == expected
 
 
 # RFC 9110 8.8 (validators): ETag, or a Last-Modified that is an HTTP-date.

@@ -185,7 +185,8 @@ def stale_on_error(rule: CompiledRule, entry: Entry, now: float, request: Reques
         age=now - entry.stored_at,
         lifetime=entry.fresh_until - entry.stored_at,
         stale_if_error=stale_if_error,
-        must_revalidate=bool(entry.flags & (FLAG_MUST_REVALIDATE | FLAG_NO_CACHE)),
+        must_revalidate=bool(entry.flags & FLAG_MUST_REVALIDATE),
+        no_cache=bool(entry.flags & FLAG_NO_CACHE),
         request=request,
     )
 

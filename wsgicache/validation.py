@@ -11,23 +11,23 @@ and dates are werkzeug's.
 
 Usage::
 
-    stored = storable_headers(app_headers, **qualified_fields(app_headers)._asdict())
+    directives = response_directives(app_headers)     # wsgicache.freshness
+    stored = storable_headers(app_headers, private_fields=directives.private_fields)
     request_headers = conditional_headers(stored)       # [("If-None-Match", '"v1"')]
     # ... the application answers 304 with headers ``new`` ...
     if select_for_update(stored, new) is Freshening.UPDATE:
-        merged = updated_headers(stored, new)
-        stored = storable_headers(merged, **qualified_fields(merged)._asdict())
+        merged = updated_headers(stored, new)             # then judged as a new response
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple, TypeAlias
+from typing import TypeAlias
 
 from werkzeug.http import parse_date, parse_set_header, quote_etag, unquote_etag
 
-from .http import header_value, parse_count, response_cache_control
+from .http import header_value, parse_count
 
 #: Response headers as WSGI gives them: names in any case, repeats allowed.
 Headers: TypeAlias = Sequence[tuple[str, str]]
@@ -57,13 +57,6 @@ UNSTORED_FIELDS: frozenset[str] = frozenset(
 NOT_UPDATED_FIELDS: frozenset[str] = frozenset({"content-length", "content-range"})
 
 
-class QualifiedFields(NamedTuple):
-    """Field names (lower-cased) named by qualified ``Cache-Control`` directives of a response."""
-
-    private_fields: frozenset[str]  # private="..." (RFC 9111, 5.2.2.7): never stored by a shared cache
-    no_cache_fields: frozenset[str]  # no-cache="..." (RFC 9111, 5.2.2.4): not reused unvalidated
-
-
 class Freshening(enum.Enum):
     """Whether a ``304`` or ``HEAD`` response applies to a stored response (RFC 9111, 4.3.4/4.3.5)."""
 
@@ -84,19 +77,6 @@ def _names(value: str | None) -> frozenset[str]:
     return frozenset(name.lower() for name in parse_set_header(value)) if value else frozenset()
 
 
-def qualified_fields(headers: Headers) -> QualifiedFields:
-    """The field names listed by ``private="..."`` and ``no-cache="..."`` in ``Cache-Control``.
-
-    The unqualified directives (``private``, ``no-cache``) name no field: empty sets.
-    """
-    cache_control = response_cache_control(headers)
-    private, no_cache = cache_control.private, cache_control.no_cache
-    return QualifiedFields(
-        _names(private) if isinstance(private, str) else frozenset(),
-        _names(no_cache) if isinstance(no_cache, str) else frozenset(),
-    )
-
-
 def storable_headers(
     headers: Headers,
     *,
@@ -106,8 +86,9 @@ def storable_headers(
     """The fields of a response a cache stores (RFC 9111, 3.1), in order and spelling as given.
 
     Drops :data:`UNSTORED_FIELDS`, the fields that ``Connection`` names and
-    the (lower-case) ``private_fields`` and ``no_cache_fields``, typically
-    from :func:`qualified_fields`.
+    the (lower-case) ``private_fields`` and ``no_cache_fields`` (the fields
+    ``private="..."`` and ``no-cache="..."`` name, from
+    :func:`wsgicache.freshness.response_directives`).
     """
     dropped = UNSTORED_FIELDS | _names(header_value(headers, "connection")) | private_fields | no_cache_fields
     return [(name, value) for name, value in headers if name.lower() not in dropped]
@@ -227,9 +208,8 @@ def updated_headers(stored: Headers, new: Headers) -> list[tuple[str, str]]:
 
     Stored fields that ``new`` lacks are kept. Order: the stored order, a
     replaced field's new lines where its first stored line was; fields new to
-    the response at the end, in their order in ``new``. Run the result
-    through :func:`storable_headers` with the :func:`qualified_fields` of
-    the result to apply its (possibly new) ``Cache-Control``.
+    the response at the end, in their order in ``new``. The result is then
+    judged as a new response: its (possibly new) ``Cache-Control`` applies.
     """
     replacements: dict[str, list[tuple[str, str]]] = {}
     for name, value in storable_headers(new):
