@@ -66,7 +66,7 @@ def proxy_to(origin: str) -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
                 # An interim response (102, 103): http.client takes it for the final one;
                 # read the next response from the same buffered stream.
                 following = http.client.HTTPResponse(connection.sock, method=environ["REQUEST_METHOD"])
-                following.fp = response.fp
+                following.fp, response.fp = response.fp, None  # the interim one no longer owns it
                 following.begin()
                 response = following
             data = response.read()

@@ -38,7 +38,7 @@ from typing import Any
 
 from . import checks, decisions, http
 from .backends import Backend
-from .body import read_body
+from .body import has_body, read_body
 from .cache import Cache
 from .coalescing import Coalescer, Fill, Read
 from .config import middleware_arguments
@@ -74,6 +74,14 @@ class WSGIRequest(RequestView):
     """A WSGI request for the core: the environ, and its body read so the application can read it again."""
 
     __slots__ = ()
+
+    def has_body(self) -> bool:
+        environ = self.environ
+        length = environ.get("CONTENT_LENGTH")
+        # Without a length, a server that terminates wsgi.input lets a peek tell (the byte is kept).
+        return bool((length and length != "0") or environ.get("wsgi.input_terminated")) and has_body(
+            environ  # type: ignore[arg-type]
+        )
 
     def read_body(self, limit: int) -> bytes | None:
         return read_body(self.environ, limit)  # type: ignore[arg-type]

@@ -24,7 +24,6 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urljoin, urlsplit
 
 from . import http
-from .body import has_body
 from .keys import METHOD_OVERRIDE_HEADERS, key_material, match_form, request_host
 from .request import RequestView
 from .rules import CompiledRule, RuleSet
@@ -190,10 +189,7 @@ class Planner:
         if "_method" in request.query and override_method(environ) is not None:
             return Bypass.METHOD_OVERRIDE
         if method in ("GET", "HEAD"):
-            length = environ.get("CONTENT_LENGTH")
-            if ((length and length != "0") or environ.get("wsgi.input_terminated")) and has_body(
-                environ  # type: ignore[arg-type]
-            ):
+            if request.has_body():
                 # A body on GET/HEAD shares no entry with bodiless requests.
                 return Bypass.REQUEST_BODY
         elif http.has_preconditions(environ):

@@ -26,7 +26,8 @@ class RequestView:
 
     :param environ: CGI-style names to values (for WSGI, the environ).
 
-    An adapter whose requests have bodies overrides :meth:`read_body`.
+    An adapter whose requests have bodies overrides :meth:`has_body` and
+    :meth:`read_body`.
     """
 
     __slots__ = ("environ", "method", "path", "query", "script_name")
@@ -37,6 +38,11 @@ class RequestView:
         self.script_name: str = environ.get("SCRIPT_NAME", "")
         self.path: str = environ.get("PATH_INFO", "")
         self.query: str = environ.get("QUERY_STRING", "")
+
+    def has_body(self) -> bool:
+        """Whether the request carries a body (a ``Content-Length`` other than 0)."""
+        length = self.environ.get("CONTENT_LENGTH")
+        return bool(length and length != "0")
 
     def read_body(self, limit: int) -> bytes | None:
         """The body (up to ``limit`` bytes), leaving it readable by the application.
