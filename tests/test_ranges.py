@@ -54,7 +54,11 @@ def test_answer_range(
         ]
     else:
         assert answer.status == "416 Range Not Satisfiable"
-        assert answer.headers == [("Content-Range", content_range), ("Content-Length", "0")]
+        assert answer.headers == [
+            ("Content-Range", content_range),
+            ("Content-Length", "0"),
+            ("Content-Type", "text/plain; charset=utf-8"),
+        ]
 
 
 # RFC 9110 14.2: Range is ignored (the whole stored response is sent) for methods other than GET,

@@ -230,6 +230,16 @@ class Cache:
             pairs.append((tag_key, generation))
         return tuple(pairs)
 
+    @staticmethod
+    def _uncovered(plan: Plan, vary: tuple[str, ...]) -> tuple[str, ...]:
+        """The ``Vary`` fields the rule does not key on: they make the response a variant."""
+        rule = plan.rule
+        return tuple(
+            name
+            for name in vary
+            if name not in rule.vary_lower and not (name == "cookie" and rule.vary_cookies)
+        )
+
     def store(self, plan: Plan, entry: Entry, ttl: float, vary: tuple[str, ...] = ()) -> bool | None:
         """Write the entry for ``ttl`` seconds: ``True`` stored, ``False`` refused, ``None`` unknown.
 
@@ -238,12 +248,7 @@ class Cache:
         Raises ``ValueError`` when the entry cannot be encoded.
         """
         guard = self.guards[plan.alias]
-        rule = plan.rule
-        uncovered = tuple(
-            name
-            for name in vary
-            if name not in rule.vary_lower and not (name == "cookie" and rule.vary_cookies)
-        )
+        uncovered = self._uncovered(plan, vary)
         data = encode(entry)
         if not uncovered:
             return guard.set(plan.entry_key, data, ttl)
@@ -261,6 +266,11 @@ class Cache:
         if not stored:
             return stored
         return guard.set(plan.entry_key, encode(index), ttl)
+
+    def discard(self, plan: Plan, vary: tuple[str, ...] = ()) -> None:
+        """Delete the entry :meth:`store` wrote for the plan's request (its variant, when it varies)."""
+        key = self.variant_key(plan, vary) if self._uncovered(plan, vary) else plan.entry_key
+        self.guards[plan.alias].delete(key)
 
     # -- invalidating -----------------------------------------------------------
 

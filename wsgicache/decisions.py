@@ -200,11 +200,16 @@ def refreshed_entry(
     response_time: float,
     tags: tuple[tuple[str, bytes], ...],
     head: bool = False,
+    request_authorization: bool = False,
+    request_no_store: bool = False,
 ) -> Entry | NotStoredReason | None:
     """The stored entry freshened by a ``304`` or ``HEAD`` response's ``headers`` (RFC 9111 4.3.4, 4.3.5).
 
     ``None`` when the response does not apply to the stored one (another
-    validator): the caller then fetches the full response.
+    validator): the caller then fetches the full response. The merged
+    headers are judged as a new response's: a ``304`` that brings
+    ``private``, ``no-store`` or ``Set-Cookie`` gives the reason it is no
+    longer stored.
     """
     selected = select_for_update(
         stored.headers, headers, head=head, stored_length=len(stored.body), answers_revalidation=not head
@@ -212,6 +217,16 @@ def refreshed_entry(
     if selected is not Freshening.UPDATE:
         return None
     merged = updated_headers(stored.headers, headers)
+    reason = not_storable_reason(
+        rule,
+        stored.status,
+        merged,
+        method="GET",
+        request_authorization=request_authorization,
+        request_no_store=request_no_store,
+    )
+    if reason is not None:
+        return reason
     return new_entry(
         rule,
         stored.status,

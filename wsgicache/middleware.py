@@ -566,6 +566,7 @@ class CacheMiddleware:
                 validate,
                 captured,
                 generations,
+                request,
                 request_time,
                 response_time,
             )
@@ -584,6 +585,8 @@ class CacheMiddleware:
             tags=generations or (),
         )
         self._store(environ, plan, entry, headers, response_time)
+        if rule.emit_max_age and isinstance(entry, Entry):
+            headers = decisions.downstream_headers(rule, entry, response_time)
         return self._answer(
             environ, start_response, status, self._sent_headers(plan, headers), body, self._header_miss
         )
@@ -597,6 +600,7 @@ class CacheMiddleware:
         stored: Entry,
         captured: CapturedResponse,
         generations: tuple[tuple[str, bytes], ...] | None,
+        request: RequestDirectives,
         request_time: float,
         response_time: float,
     ) -> Iterable[bytes]:
@@ -608,14 +612,20 @@ class CacheMiddleware:
             request_time=request_time,
             response_time=response_time,
             tags=generations or (),
+            request_authorization="HTTP_AUTHORIZATION" in environ,
+            request_no_store=request.no_store,
         )
         if refreshed is None:
             # The 304 is for another response than the one stored: ask for the full one.
-            return self._fetch(environ, start_response, plan, read, None, NO_REQUEST_DIRECTIVES, None)
+            return self._fetch(environ, start_response, plan, read, None, request, None)
         self._stats.incr("revalidated")
         if generations is None:
             refreshed = "error"
         self._store(environ, plan, refreshed, stored.headers, response_time)
+        if not isinstance(refreshed, Entry) and refreshed not in ("error", "request-no-store"):
+            # The application no longer lets the response be stored: drop the old one too.
+            vary = vary_names(stored.headers)
+            self.cache.discard(plan, () if vary == "*" else vary)
         if isinstance(refreshed, Entry):
             return self._serve(environ, start_response, plan, refreshed, response_time, self._header_miss)
         # Freshened but not to be stored again: still answer with the stored body.

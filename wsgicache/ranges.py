@@ -149,6 +149,7 @@ def answer_range(
             [
                 ("Content-Range", ContentRange("bytes", None, None, length).to_header()),
                 ("Content-Length", "0"),
+                ("Content-Type", "text/plain; charset=utf-8"),  # PEP 3333 servers want one
             ],
             b"",
         )
