@@ -37,7 +37,7 @@ from .errors import ConfigurationError, CorruptEntry, InvalidationError
 from .guard import GuardedBackend
 from .invalidation import InvalidationResult, PendingInvalidations
 from .keys import KeySpace
-from .memo import ByteBudgetLru
+from .memo import ByteBudgetLru, FifoMemo
 from .plan import Plan, wsgi_path
 from .stats import Stats
 from .storage import FLAG_VARIANTS, Entry, decode, encode
@@ -130,6 +130,8 @@ class Cache:
         }
         # entry key -> (stored bytes, decoded entry), for in-process backends
         self._decoded: ByteBudgetLru[str, tuple[bytes, Entry]] = ByteBudgetLru(decoded_cache_bytes)
+        # entry key -> the Vary fields of its variants, to read the variant in the same call
+        self._vary_names: FifoMemo[str, tuple[str, ...]] = FifoMemo(16384, max_bytes=2 * 1024 * 1024)
         self.pending = PendingInvalidations(clock)
         self._retry_thread: threading.Thread | None = None
 
@@ -149,13 +151,20 @@ class Cache:
 
         The entry is returned only if it decodes and its tags still hold.
         When the URL's responses vary on request headers the rule does not
-        key on, the first call finds the variants' index and a second one
-        reads the variant the request selects.
+        key on, the entry found is the variants' index; the variant the
+        request selects is read in the same call when this process has seen
+        the index before (its ``Vary`` fields are remembered), else in a
+        second one.
         """
         guard = self.guards[plan.alias]
         keys = [plan.entry_key, *plan.tag_keys]
         if extra_key is not None:
             keys.append(extra_key)
+        known_names = self._vary_names.get(plan.entry_key)
+        predicted = None
+        if known_names is not None:
+            predicted = self.variant_key(plan, known_names)
+            keys.append(predicted)
         fetched = guard.get_many(keys)
         if fetched is None:
             return _NO_READ
@@ -165,10 +174,16 @@ class Cache:
         entry = self._valid_entry(plan.entry_key, raw, guard, fetched)
         if entry is None or not entry.flags & FLAG_VARIANTS:
             return Read(True, entry, fetched)
-        variant_key = self.variant_key(plan, _index_names(entry))
-        found = guard.get_many([variant_key])
-        if found is None:
-            return _NO_READ
+        names = _index_names(entry)
+        if names == known_names and predicted is not None:
+            variant_key, found = predicted, fetched
+        else:
+            self._vary_names.put(plan.entry_key, names)
+            variant_key = self.variant_key(plan, names)
+            answer = guard.get_many([variant_key])
+            if answer is None:
+                return _NO_READ
+            found = answer
         raw = found.get(variant_key)
         if raw is None:
             return Read(True, None, fetched)
@@ -250,6 +265,8 @@ class Cache:
         guard = self.guards[plan.alias]
         uncovered = self._uncovered(plan, vary)
         data = encode(entry)
+        # An entry never outlives its tag generations (and memcached wants lifetimes under 30 days).
+        ttl = min(ttl, TAG_TTL)
         if not uncovered:
             return guard.set(plan.entry_key, data, ttl)
         index = Entry(
@@ -262,6 +279,7 @@ class Cache:
             tags=entry.tags,
             flags=FLAG_VARIANTS,
         )
+        self._vary_names.put(plan.entry_key, vary)
         stored = guard.set(self.variant_key(plan, vary), data, ttl)
         if not stored:
             return stored

@@ -70,7 +70,9 @@ def not_storable_reason(
     The lifetime is decided later (:func:`new_entry`); this is what the
     status line and headers alone tell, so it is known before the body is read.
     """
-    directives = response_directives(headers, rule.targeted_fields)
+    # Targeted fields (RFC 9213) speak to a cache that honours HTTP; under "force"
+    # Cache-Control's private and no-store still hold.
+    directives = response_directives(headers, rule.targeted_fields if rule.policy == "http" else ())
     reason = why_not_storable(
         http.status_code(status),
         headers,
@@ -79,8 +81,7 @@ def not_storable_reason(
         method=method if rule.policy == "http" else "GET",
         statuses=rule.statuses,
         request_no_store=request_no_store,
-        # Under "force", an Authorization request only reaches here when the rule allows it.
-        request_authorization=request_authorization and rule.policy == "http",
+        request_authorization=request_authorization,
         allow_authorization=rule.allow_authorization,
         allow_set_cookie=rule.allow_set_cookie,
     )
@@ -139,7 +140,9 @@ def new_entry(
         )
     else:
         fresh_until = response_time + rule.timeout
-        stored_headers = storable_headers(headers)
+        stored_headers = storable_headers(
+            headers, private_fields=directives.private_fields, no_cache_fields=directives.no_cache_fields
+        )
     stale_until = fresh_until + stale_window
     if stale_until <= response_time:
         return "no-freshness"  # already stale, and nothing allows serving or revalidating it
@@ -216,6 +219,10 @@ def refreshed_entry(
     )
     if selected is not Freshening.UPDATE:
         return None
+    if any(name.lower() == "vary" for name, _ in headers) and vary_names(headers) != vary_names(
+        stored.headers
+    ):
+        return None  # the variant the entry is stored as would change: fetch the full response
     merged = updated_headers(stored.headers, headers)
     reason = not_storable_reason(
         rule,

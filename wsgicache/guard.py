@@ -75,7 +75,7 @@ class GuardedBackend:
         half-open slot).
     :param probe_interval: seconds from the circuit opening to the first
         probe (capped at ``retry_after``); doubled after each failed probe.
-    :param clock: a monotonic clock in seconds (tests pass a fake one).
+    :param clock: seconds, the cache's one clock (tests pass a fake one).
     """
 
     def __init__(

@@ -29,6 +29,7 @@ counted in :meth:`CacheMiddleware.stats`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import threading
@@ -65,6 +66,9 @@ _FORWARD_STRIPPED = frozenset({*http.PRECONDITION_HEADERS, "HTTP_RANGE", "HTTP_I
 
 #: Request headers that make a hit more than "send the entry": preconditions, a range.
 _ANSWER_KEYS = frozenset({*http.PRECONDITION_HEADERS, "HTTP_RANGE"})
+
+#: Background refreshes of stale entries (stale-while-revalidate) running at once, at most.
+_MAX_REFRESHES = 8
 
 #: The environ keys of the revalidation headers (RFC 9111 4.3.1).
 _CONDITIONAL_KEYS = {"if-none-match": "HTTP_IF_NONE_MATCH", "if-modified-since": "HTTP_IF_MODIFIED_SINCE"}
@@ -192,6 +196,8 @@ class CacheMiddleware:
             clock=clock,
         )
         self._stats = self.cache.stats
+        # Background refreshes (stale-while-revalidate) under way at once, at most.
+        self._refreshes = threading.BoundedSemaphore(_MAX_REFRESHES)
         self._header_hit = self._header("HIT")
         self._header_miss = self._header("MISS")
         self._header_stale = self._header("STALE")
@@ -244,20 +250,24 @@ class CacheMiddleware:
     def _cached(self, environ: dict[str, Any], start_response: StartResponse, plan: Plan) -> Iterable[bytes]:
         """Answer a planned request: from the cache, after revalidation, or from the application."""
         cache = self.cache
-        if cache.blocked(plan):
-            return self._pass(environ, start_response, Bypass.PENDING_INVALIDATION)
-        read = cache.read(plan)
-        if not read.answered:
-            return self._pass(environ, start_response, Bypass.BACKEND)
         rule = plan.rule
-        entry = read.entry
-        now = self._clock()
         request = NO_REQUEST_DIRECTIVES
         if rule.honours_request:
             cache_control = environ.get("HTTP_CACHE_CONTROL")
             pragma = environ.get("HTTP_PRAGMA")
             if cache_control is not None or pragma is not None:
                 request = decisions.request_directives_for(rule, cache_control, pragma)
+        if cache.blocked(plan):
+            if request.only_if_cached:
+                return self._gateway_timeout(start_response)
+            return self._pass(environ, start_response, Bypass.PENDING_INVALIDATION)
+        read = cache.read(plan)
+        if not read.answered:
+            if request.only_if_cached:
+                return self._gateway_timeout(start_response)
+            return self._pass(environ, start_response, Bypass.BACKEND)
+        entry = read.entry
+        now = self._clock()
         verdict = Reuse.REFILL
         if entry is not None:
             if (
@@ -278,6 +288,11 @@ class CacheMiddleware:
                 return self._gateway_timeout(start_response)
             if verdict is Reuse.STALE_WHILE_REVALIDATE:
                 fill = self._coalescer.try_claim(plan, cache.guards[plan.alias])
+                if fill.owned and plan.method not in ("GET", "HEAD"):
+                    # A rule keyed on the request body: this request refreshes it with its own body.
+                    with fill:
+                        self._stats.incr("misses")
+                        return self._fetch(environ, start_response, plan, read, entry, request, None)
                 if fill.owned:
                     self._refresh_in_background(environ, plan, read, entry, request, fill)
                 self._stats.incr("stale")
@@ -438,13 +453,16 @@ class CacheMiddleware:
         other requests keep getting the stale entry meanwhile rather than
         refreshing it too.
         """
+        if not self._refreshes.acquire(blocking=False):
+            fill.release()  # enough refreshes under way: this one waits for a later request
+            return
         refresh_environ = {key: value for key, value in environ.items() if key not in _FORWARD_STRIPPED}
         refresh_environ["wsgi.input"] = io.BytesIO(b"")
         refresh_environ.pop("CONTENT_LENGTH", None)
         validate = stale if plan.rule.policy == "http" and has_validator(stale.headers) else None
 
         def refresh() -> None:
-            with fill:
+            with fill, self._refreshes_done():
                 try:
                     self._stats.incr("misses")
                     body = self._fetch(
@@ -461,9 +479,18 @@ class CacheMiddleware:
 
         try:
             threading.Thread(target=refresh, name="wsgicache-refresh", daemon=True).start()
-        except BaseException:
+        except Exception:  # no thread to be had: the stale entry is served all the same
+            logger.exception("wsgicache: could not start a background refresh of %s", _describe(environ))
+            self._stats.incr("errors")
+            self._refreshes.release()
             fill.release()
-            raise
+
+    @contextlib.contextmanager
+    def _refreshes_done(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            self._refreshes.release()
 
     def _fetch(
         self,
@@ -487,14 +514,14 @@ class CacheMiddleware:
         """
         rule = plan.rule
         generations = self.cache.tag_generations(plan, read.fetched)
-        app_environ = environ
-        if plan.head_as_get or validate is not None or not environ.keys().isdisjoint(_FORWARD_STRIPPED):
-            app_environ = {k: v for k, v in environ.items() if k not in _FORWARD_STRIPPED}
-            if plan.head_as_get:
-                app_environ["REQUEST_METHOD"] = "GET"
-            if validate is not None:
-                for name, value in conditional_headers(validate.headers):
-                    app_environ[_CONDITIONAL_KEYS[name.lower()]] = value
+        # The application gets a copy: what it (or a middleware inside) changes in
+        # it never changes the request the response is stored and answered for.
+        app_environ = {k: v for k, v in environ.items() if k not in _FORWARD_STRIPPED}
+        if plan.head_as_get:
+            app_environ["REQUEST_METHOD"] = "GET"
+        if validate is not None:
+            for name, value in conditional_headers(validate.headers):
+                app_environ[_CONDITIONAL_KEYS[name.lower()]] = value
         send_body = plan.method != "HEAD"
         request_time = self._clock()
         captured = CapturedResponse()
@@ -512,10 +539,8 @@ class CacheMiddleware:
                 iterator = iter(app_iter)
                 reason = self._read(captured, iterator, plan, environ, request)
                 if validate is not None and reason == "partial" and captured.status is not None:
+                    # A 304 has no body: what an application sends with one is not read.
                     revalidated = http.status_code(captured.status) == 304 and not captured.failed
-                    if revalidated:
-                        for chunk in iterator:  # a 304 has no body; read it out all the same
-                            captured.write(chunk)
             except Exception:
                 if not self._may_serve_stale(plan, stale, request):
                     raise

@@ -173,11 +173,9 @@ class Planner:
             return Bypass.EXCLUDED
         environ = request.environ
         if not environ.keys().isdisjoint(_BYPASS_KEYS):  # one check for the common case
-            if (
-                "HTTP_AUTHORIZATION" in environ
-                and not rule.allow_authorization
-                and rule.policy != "http"  # under "http", section 3.5 decides what is stored
-            ):
+            if "HTTP_AUTHORIZATION" in environ and not rule.allow_authorization:
+                # Under every policy (RFC 9111 3.5 would let "public" or "s-maxage"
+                # answers be shared; a per-user page sent so would reach everyone).
                 return Bypass.AUTHORIZATION
             if environ.get("REMOTE_USER") and not rule.allow_remote_user:
                 return Bypass.REMOTE_USER

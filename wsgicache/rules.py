@@ -216,6 +216,26 @@ class Rule:
             )
         self.keep = float(keep)
         self.targeted_fields = self._check_names("targeted_fields", targeted_fields, header=True)
+        for field in self.targeted_fields:
+            if not field.lower().endswith("cache-control") or field.lower() == "cache-control":
+                raise _fail(
+                    pattern,
+                    f"targeted_fields names fields of cache directives for this cache (RFC 9213), "
+                    f"such as 'CDN-Cache-Control' or 'WSGICache-Control'; {field!r} is not one",
+                )
+        if policy == "force":
+            for name, value, default in (
+                ("heuristic", heuristic, 0.0),
+                ("keep", keep, 3600.0),
+                ("ignore_request_no_cache", ignore_request_no_cache, False),
+                ("targeted_fields", tuple(targeted_fields), ("CDN-Cache-Control",)),
+            ):
+                if value != default:
+                    raise _fail(
+                        pattern,
+                        f"{name}= applies to policy='http' (the response's own freshness); "
+                        "under policy='force' the rule's timeout decides: remove it or use policy='http'",
+                    )
         for name, flag in (
             ("ignore_request_no_cache", ignore_request_no_cache),
             ("emit_max_age", emit_max_age),
@@ -498,7 +518,10 @@ class CompiledRule:
         self.heuristic = rule.heuristic
         self.keep = rule.keep
         self.ignore_request_no_cache = rule.ignore_request_no_cache
-        self.targeted_fields = tuple(name.lower() for name in rule.targeted_fields)
+        # Under "force" the response's own directives decide nothing but private and no-store.
+        self.targeted_fields = (
+            tuple(name.lower() for name in rule.targeted_fields) if rule.policy == "http" else ()
+        )
         # Targeted fields for this cache alone, removed from what it sends (RFC 9213 2.1).
         self.private_fields = frozenset(name for name in self.targeted_fields if name != "cdn-cache-control")
         self.emit_max_age = rule.emit_max_age
