@@ -771,3 +771,61 @@ def test_odd_response_headers_never_make_the_middleware_raise(
     for _ in range(2):
         returned, _, body = call(middleware, make_environ("/p", method=method))
         assert returned == status and body == b"x"
+
+
+# -- the plan memo: a request planned from memory must be one the URL alone decides -------------
+
+
+def test_a_remembered_plan_is_not_reused_when_a_header_changes_the_key() -> None:
+    app = EchoApp()
+    middleware = CacheMiddleware(app, rules=[Rule("/p", timeout=60)])
+    call(middleware, make_environ("/p"))  # the plan for /p is remembered
+    _, headers, _ = call(middleware, make_environ("/p", HTTP_X_FORWARDED_HOST="evil.example"))
+    assert headers["X-Cache"] == "MISS"  # another key: the override header is in it
+    _, headers, _ = call(middleware, make_environ("/p"))
+    assert headers["X-Cache"] == "HIT"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"HTTP_AUTHORIZATION": "Bearer x"},
+        {"REMOTE_USER": "alice"},
+        {"HTTP_X_HTTP_METHOD_OVERRIDE": "DELETE"},
+        {"HTTP_TRANSFER_ENCODING": "chunked"},
+        {"CONTENT_LENGTH": "3", "wsgi.input": io.BytesIO(b"abc")},
+    ],
+)
+def test_a_remembered_plan_never_skips_a_bypass(extra: dict[str, Any]) -> None:
+    middleware = CacheMiddleware(EchoApp(), rules=[Rule("/p", timeout=60)])
+    call(middleware, make_environ("/p"))
+    call(middleware, make_environ("/p"))
+    _, headers, _ = call(middleware, make_environ("/p", **extra))
+    assert headers["X-Cache"] == "BYPASS"
+
+
+def test_rules_keyed_on_headers_or_callables_are_planned_for_every_request() -> None:
+    app = EchoApp()
+    rules = [
+        Rule("/lang", timeout=60, vary=["Accept-Language"]),
+        Rule("/who", timeout=60, vary_cookies=["session"]),
+        Rule("/dyn", timeout=60, key=lambda environ, values: environ.get("HTTP_X_TENANT", "")),
+    ]
+    middleware = CacheMiddleware(app, rules=rules)
+    for path, first, second in (
+        ("/lang", {"HTTP_ACCEPT_LANGUAGE": "en"}, {"HTTP_ACCEPT_LANGUAGE": "de"}),
+        ("/who", {"HTTP_COOKIE": "session=a"}, {"HTTP_COOKIE": "session=b"}),
+        ("/dyn", {"HTTP_X_TENANT": "a"}, {"HTTP_X_TENANT": "b"}),
+    ):
+        call(middleware, make_environ(path, **first))
+        assert call(middleware, make_environ(path, **first))[1]["X-Cache"] == "HIT"
+        assert call(middleware, make_environ(path, **second))[1]["X-Cache"] == "MISS"
+
+
+def test_the_plan_memo_holds_no_request() -> None:
+    middleware = CacheMiddleware(EchoApp(), rules=[Rule("/p", timeout=60)])
+    environ = make_environ("/p")
+    call(middleware, environ)
+    remembered = list(middleware._planner._plans._data.values())
+    assert len(remembered) == 1
+    assert not any(part is environ or isinstance(part, dict) for part in remembered[0])

@@ -20,11 +20,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from hashlib import blake2b
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urljoin, urlsplit
 
 from . import http
-from .keys import METHOD_OVERRIDE_HEADERS, key_material, match_form, request_host
+from .keys import METHOD_OVERRIDE_HEADERS, OVERRIDE_HEADERS, key_material, match_form, request_host
+from .memo import FifoMemo
 from .request import RequestView
 from .rules import CompiledRule, RuleSet
 
@@ -38,6 +39,12 @@ _METHOD_OVERRIDES = frozenset(METHOD_OVERRIDE_HEADERS)
 _BYPASS_KEYS = frozenset(
     {"HTTP_AUTHORIZATION", "REMOTE_USER", "HTTP_TRANSFER_ENCODING", *METHOD_OVERRIDE_HEADERS}
 )
+
+#: Environ keys whose presence makes a plan depend on more than the URL: such
+#: requests are planned afresh, never from the memo.
+_PLAN_DEPENDS = _BYPASS_KEYS | frozenset(OVERRIDE_HEADERS)
+
+PlanMemoKey = tuple[str, "str | None", "str | None", "str | None", "str | None", str, str, str, "str | None"]
 
 
 class Bypass(enum.Enum):
@@ -78,7 +85,7 @@ class Plan:
         rule: CompiledRule,
         method: str,
         entry_key: str,
-        tag_keys: list[str],
+        tag_keys: Sequence[str],
     ) -> None:
         self.request = request
         self.rule = rule
@@ -96,15 +103,56 @@ class Plan:
         return f"<Plan {self.method} {self.entry_key} tags={len(self.tag_keys)}>"
 
 
+class _Remembered(NamedTuple):
+    """What a plan holds besides its request (a tuple, so the memo counts its text)."""
+
+    rule: CompiledRule
+    method: str
+    entry_key: str
+    tag_keys: tuple[str, ...]
+
+
 class Planner:
     """Decides, for each request, what the cache does with it (see the module docstring)."""
+
+    memo_size = 16384
+    memo_bytes = 8 * 1024 * 1024  # characters of URLs and keys held
 
     def __init__(self, ruleset: RuleSet, *, max_body_bytes: int) -> None:
         self.ruleset = ruleset
         self.max_body_bytes = max_body_bytes
+        # The plans of GET and HEAD requests whose keys depend on their URL only.
+        self._plans: FifoMemo[PlanMemoKey, _Remembered] = FifoMemo(self.memo_size, max_bytes=self.memo_bytes)
 
     def plan(self, request: RequestView) -> Plan | Bypass | Unsafe | None:
         """``None``: no rule matches; a :class:`Bypass`; an :class:`Unsafe`; else a :class:`Plan`."""
+        environ = request.environ
+        method = request.method
+        if (method == "GET" or method == "HEAD") and environ.keys().isdisjoint(_PLAN_DEPENDS):
+            memo_key: PlanMemoKey = (
+                method,
+                environ.get("HTTP_HOST"),
+                environ.get("SERVER_NAME") if "HTTP_HOST" not in environ else None,
+                environ.get("SERVER_PORT") if "HTTP_HOST" not in environ else None,
+                environ.get("wsgi.url_scheme"),
+                request.script_name,
+                request.path,
+                request.query,
+                environ.get("RAW_URI") or environ.get("REQUEST_URI"),
+            )
+            remembered = self._plans.get(memo_key)
+            if remembered is not None and not request.has_body():
+                return Plan(request, *remembered)
+            planned = self._plan(request)
+            if type(planned) is Plan and planned.rule.plan_depends_on_url_only and not request.has_body():
+                self._plans.put(
+                    memo_key,
+                    _Remembered(planned.rule, planned.method, planned.entry_key, tuple(planned.tag_keys)),
+                )
+            return planned
+        return self._plan(request)
+
+    def _plan(self, request: RequestView) -> Plan | Bypass | Unsafe | None:
         ruleset = self.ruleset
         environ = request.environ
         method = request.method

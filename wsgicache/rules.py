@@ -567,6 +567,18 @@ class CompiledRule:
         # only when the rule caches GET; otherwise a HEAD entry of its own.
         self.head_as_get = "GET" in rule.methods
         self.has_tags = bool(self.tag_templates or self.tag_functions or self.tag_function is not None)
+        # Whether the keys of a request depend only on its method, host, scheme, paths and
+        # query (no header, cookie, user or callable): its plan can then be remembered.
+        self.plan_depends_on_url_only = (
+            self.cache
+            and not self.vary_keys
+            and not self.vary_cookies
+            and not self.allow_remote_user
+            and self.key_function is None
+            and self.tag_function is None
+            and not self.tag_functions
+            and self.unless is None
+        )
 
     def match(self, host: str, path: str, method: str) -> dict[str, Any] | None:
         """URL values if this rule matches, else ``None``."""
