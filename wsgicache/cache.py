@@ -157,14 +157,14 @@ class Cache:
         second one.
         """
         guard = self.guards[plan.alias]
-        keys = [plan.entry_key, *plan.tag_keys]
-        if extra_key is not None:
-            keys.append(extra_key)
+        keys = plan.read_keys
         known_names = self._vary_names.get(plan.entry_key)
         predicted = None
         if known_names is not None:
             predicted = self.variant_key(plan, known_names)
-            keys.append(predicted)
+            keys = [*keys, predicted]
+        if extra_key is not None:
+            keys = [*keys, extra_key]
         fetched = guard.get_many(keys)
         if fetched is None:
             return _NO_READ

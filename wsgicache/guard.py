@@ -233,7 +233,9 @@ class GuardedBackend:
         dropped, so that it is a miss; an answer that is not a mapping at all
         counts as "nothing found".
         """
-        if not self.available(keys[0]):
+        circuit = self._circuit(keys[0])
+        if circuit.open and not self._may_probe(circuit):
+            self.stats.incr("skipped")
             return None
         try:
             if len(keys) == 1:
@@ -251,7 +253,8 @@ class GuardedBackend:
         except Exception as exc:
             self._failed("get", exc, keys[0])
             return None
-        self._succeeded(keys[0])
+        if circuit.failures or circuit.open:
+            self._succeeded(keys[0])
         return found
 
     def _usable(self, answer: object, keys: Sequence[str], operation: str) -> dict[str, bytes]:

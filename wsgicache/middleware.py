@@ -327,15 +327,16 @@ class CacheMiddleware:
         """Send a stored entry, with its ``Age``."""
         rule = plan.rule
         headers = entry.headers
-        if rule.emit_max_age:
-            headers = decisions.downstream_headers(rule, entry, now)
-        elif rule.private_fields:
-            headers = [(name, value) for name, value in headers if name.lower() not in rule.private_fields]
+        if rule.rewrites_hit_headers:
+            if rule.emit_max_age:
+                headers = decisions.downstream_headers(rule, entry, now)
+            else:
+                headers = self._sent_headers(plan, headers)
         extra = [("Age", str(max(int(now - entry.stored_at), 0))), *cache_header]
         if not environ.keys().isdisjoint(_ANSWER_KEYS):
             return self._answer(environ, start_response, entry.status, headers, entry.body, extra)
         start_response(entry.status, headers + extra)  # the common case, without preconditions
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [entry.body]
+        return [] if plan.method == "HEAD" else [entry.body]
 
     def _answer(
         self,

@@ -77,7 +77,7 @@ class Unsafe:
 class Plan:
     """The lookup one matched request makes: the rule, the method, the keys."""
 
-    __slots__ = ("alias", "entry_key", "head_as_get", "method", "request", "rule", "tag_keys")
+    __slots__ = ("alias", "entry_key", "head_as_get", "method", "read_keys", "request", "rule", "tag_keys")
 
     def __init__(
         self,
@@ -94,6 +94,7 @@ class Plan:
         self.head_as_get = method == "HEAD" and rule.head_as_get
         self.entry_key = entry_key
         self.tag_keys = tag_keys
+        self.read_keys = [entry_key, *tag_keys]  # what a lookup reads, in one call
 
     @property
     def lock_key(self) -> str:

@@ -525,6 +525,7 @@ class CompiledRule:
         # Targeted fields for this cache alone, removed from what it sends (RFC 9213 2.1).
         self.private_fields = frozenset(name for name in self.targeted_fields if name != "cdn-cache-control")
         self.emit_max_age = rule.emit_max_age
+        self.rewrites_hit_headers = self.emit_max_age or bool(self.private_fields)
         self.stale_while_revalidate = rule.stale_while_revalidate
         self.stale_if_error = rule.stale_if_error
         self.stale_window = max(rule.stale_while_revalidate, rule.stale_if_error)
