@@ -59,11 +59,12 @@ from functools import partial
 from hashlib import blake2b
 from secrets import token_hex
 from time import monotonic, time
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 from zlib import crc32
 
 from ..errors import ConfigurationError
+from ..memo import FifoMemo
 from ._net import interval_seconds, parse_hosts, positive_seconds, split_userinfo, whole_number
 from .base import Backend, construct, options_from_query
 
@@ -100,6 +101,25 @@ _ITEM_OVERHEAD = 64
 _THIRTY_DAYS = 30 * 24 * 3600
 _SAFE_NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _MAX_KEY = 250
+#: Lookups remembered per backend (see :class:`_Lookup`), and the text they may hold.
+_LOOKUP_MEMO_SIZE = 4096
+_LOOKUP_MEMO_BYTES = 2 * 1024 * 1024
+
+
+class _Lookup(NamedTuple):
+    """What :meth:`MemcachedBackend.get_many` asks memcached for, for one list of keys.
+
+    It depends only on the keys (and the backend's namespace and shards), so
+    it is worked out once per list of keys and remembered: the middleware
+    reads the same keys (an entry and its tag generations) on every hit of a URL.
+    """
+
+    #: the shards' generation keys, then the keys' storage keys: one ``get_many``
+    server_keys: tuple[str, ...]
+    #: (shard, its generation key) of every shard involved
+    generations: tuple[tuple[int, str], ...]
+    #: (key, its storage key, the generation key of its shard) for every key
+    values: tuple[tuple[str, str, str], ...]
 
 
 def memcached_expire(ttl: float) -> int:
@@ -182,6 +202,10 @@ class MemcachedBackend(Backend):
         self.too_large = 0
         # shard -> (generation, when it was read on the monotonic clock)
         self._generations: dict[int, tuple[bytes, float]] = {}
+        # tuple of keys -> what reading them asks memcached for
+        self._lookups: FifoMemo[tuple[str, ...], _Lookup] = FifoMemo(
+            _LOOKUP_MEMO_SIZE, max_bytes=_LOOKUP_MEMO_BYTES
+        )
         self._client = self._make_client()
         _instances.add(self)
 
@@ -260,35 +284,50 @@ class MemcachedBackend(Backend):
         return self.get_many((key,)).get(key)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """One multi-key ``get`` of the keys and their shards' namespace generations.
+
+        A value is found only if it starts with the current generation of its shard.
+        """
         if not keys:
             return {}
-        storage_keys = [self._storage_key(key) for key in keys]
-        shard_of = self._shard_of
-        shards = [shard_of(storage_key) for storage_key in storage_keys]
-        generation_keys = {shard: self._generation_key(shard) for shard in set(shards)}
+        lookup = self._lookup(keys)
         try:
-            fetched = self._client.get_many([*generation_keys.values(), *storage_keys])
+            fetched = self._client.get_many(lookup.server_keys)
         finally:
             self._after_call()
         now = monotonic()
-        generations: dict[int, bytes | None] = {}
-        for shard, generation_key in generation_keys.items():
+        known = self._generations
+        for shard, generation_key in lookup.generations:
             generation = fetched.get(generation_key)
             if generation is not None and len(generation) == _GEN_LEN:
-                self._generations[shard] = (generation, now)
-                generations[shard] = generation
+                known[shard] = (generation, now)
             else:
-                self._generations.pop(shard, None)
-                generations[shard] = None
+                known.pop(shard, None)
         found: dict[str, bytes] = {}
-        for key, storage_key, shard in zip(keys, storage_keys, shards, strict=True):
+        for key, storage_key, generation_key in lookup.values:
             raw = fetched.get(storage_key)
             if raw is None:
                 continue
-            generation = generations[shard]
-            if generation is not None and raw[:_GEN_LEN] == generation:
+            generation = fetched.get(generation_key)
+            if generation is not None and len(generation) == _GEN_LEN and raw.startswith(generation):
                 found[key] = raw[_GEN_LEN:]
         return found
+
+    def _lookup(self, keys: Sequence[str]) -> _Lookup:
+        """What reading ``keys`` asks memcached for (remembered: it depends on the keys alone)."""
+        memo_key = tuple(keys)
+        lookup = self._lookups.get(memo_key)
+        if lookup is None:
+            storage_keys = [self._storage_key(key) for key in keys]
+            shards = [self._shard_of(storage_key) for storage_key in storage_keys]
+            generation_keys = {shard: self._generation_key(shard) for shard in shards}
+            lookup = _Lookup(
+                (*generation_keys.values(), *storage_keys),
+                tuple(generation_keys.items()),
+                tuple(zip(memo_key, storage_keys, [generation_keys[shard] for shard in shards], strict=True)),
+            )
+            self._lookups.put(memo_key, lookup)
+        return lookup
 
     def set(self, key: str, value: bytes, ttl: float) -> bool:
         storage_key = self._storage_key(key)

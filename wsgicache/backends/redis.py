@@ -46,6 +46,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import ConfigurationError, TransientBackendError
+from ..memo import FifoMemo
 from ._net import interval_seconds, parse_hosts, positive_seconds, split_userinfo, whole_number
 from .base import Backend, construct, options_from_query
 
@@ -87,6 +88,10 @@ _CLUSTER_TRANSIENT = (ClusterDownError, TryAgainError, SlotNotCoveredError)
 
 #: Shortest interval between two reloads of the cluster's slot table.
 _TOPOLOGY_REFRESH_INTERVAL = 0.25
+
+#: Lists of keys remembered as sharing one hash slot or not, and the text they may hold.
+_SLOT_MEMO_SIZE = 4096
+_SLOT_MEMO_BYTES = 1024 * 1024
 
 #: A lookup of the master with the sentinels that fails after this long (or
 #: after a sentinel timed out) is not repeated for a while (they hang): it
@@ -511,10 +516,15 @@ class RedisBackend(Backend):
             return {}
         prefix = self._prefix
         values = self._mget([prefix + key for key in keys])
-        return {key: bytes(value) for key, value in zip(keys, values, strict=True) if value is not None}
+        return {
+            key: value if type(value) is bytes else bytes(value)
+            for key, value in zip(keys, values, strict=True)
+            if value is not None
+        }
 
     def _mget(self, full_keys: list[str]) -> list[Any]:
-        return list(self.client.mget(full_keys))
+        values: list[Any] = self.client.mget(full_keys)
+        return values
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         self.client.set(self._prefix + key, value, px=_milliseconds(ttl))
@@ -635,6 +645,10 @@ class RedisClusterBackend(RedisBackend):
         self._refreshing: threading.Event | None = None  # set while the slot table reloads
         self._refreshed_at = -math.inf
         self._refresh_defers_failed_node = False
+        # tuple of full keys -> whether they share one hash slot
+        self._single_slot: FifoMemo[tuple[str, ...], bool] = FifoMemo(
+            _SLOT_MEMO_SIZE, max_bytes=_SLOT_MEMO_BYTES
+        )
         super().__init__(
             url,
             socket_connect_timeout=socket_connect_timeout,
@@ -811,12 +825,22 @@ class RedisClusterBackend(RedisBackend):
     # -- the contract ------------------------------------------------------------
 
     def _mget(self, full_keys: list[str]) -> list[Any]:
-        first = key_slot(full_keys[0].encode())
-        if all(key_slot(key.encode()) == first for key in full_keys[1:]):
+        if self._one_slot(full_keys):
             # The middleware's lookups: one slot, one MGET, one round trip.
             return list(self._on_key(full_keys[0], "mget", full_keys))
         client = self.client
         return list(self._through_cluster(client, client.mget_nonatomic, full_keys))
+
+    def _one_slot(self, full_keys: list[str]) -> bool:
+        """Whether the keys share one hash slot (remembered: the middleware reads the same keys
+        on every hit of a URL, and the answer depends on the keys alone)."""
+        memo_key = tuple(full_keys)
+        known = self._single_slot.get(memo_key)
+        if known is None:
+            first = key_slot(full_keys[0].encode())
+            known = all(key_slot(key.encode()) == first for key in full_keys[1:])
+            self._single_slot.put(memo_key, known)
+        return known
 
     def get(self, key: str) -> bytes | None:
         full_key = self._prefix + key
