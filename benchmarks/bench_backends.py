@@ -15,10 +15,30 @@ Rows, for each body size:
   ``memory://``, ``file://`` (a temporary directory), ``memcached://`` (one
   server), ``memcached://`` (three servers), ``redis://`` (one server) and
   ``redis+cluster://`` (three masters);
+- for each network backend row, a "driver only" row: the one call our
+  backend makes on that hit, made directly on the driver: redis-py ``mget``
+  on a ``redis.Redis`` / ``RedisCluster``, pymemcache ``get_many`` on a
+  ``PooledClient`` / ``HashClient``. The client is the one the backend
+  builds for the same URL (same class, same options; its own connections),
+  and the call reads the very server keys of the primed wsgicache hit (the
+  plan's read keys through the backend's key prefixing, and on memcached
+  the namespace generation too), whose values are checked against what our
+  backend returned;
+- next to each, a "memory hit, then driver call" row: in one loop, a
+  ``memory://`` hit through the harness followed by that driver call. The
+  goal's denominator adds two rows timed each in a loop of its own; this row
+  shows what the two cost when they alternate, as they do inside a network
+  hit (a loop of round trips alone runs faster than round trips spaced by
+  other work);
 - Flask-Caching hits, ``@cache.cached(timeout=3600)`` on the same Flask view,
   with ``CACHE_TYPE`` ``SimpleCache``, ``RedisCache`` and ``MemcachedCache``
   (once for each memcached client that cachelib supports and that is
   installed: ``pylibmc``, ``python-memcached``).
+
+Goals (issue 10), judged on the median, per body size: each network hit
+costs at most 1.15x (memory hit + driver call), the same run's rows (the
+driver-only row and the memory row added up); and a redis hit at most 0.5x a
+Flask-Caching ``RedisCache`` hit.
 
 The servers are real ``redis-server`` and ``memcached`` processes that the
 script starts on free 127.0.0.1 ports in a temporary directory with the
@@ -37,7 +57,9 @@ servers' own counters are read around every batch too: Redis ``INFO``
 must show exactly one command per request on Redis (``MGET`` for wsgicache,
 ``GET`` for Flask-Caching), every key read a hit, nothing written, no new
 connection: so every timed request really went to the server, in one round
-trip.
+trip. A driver row must do there exactly what its wsgicache row does (the
+same command, the same number of keys, all hits), and return the same
+values after every batch.
 
 Batches of all rows are interleaved; the garbage collector stays on
 (``gc.collect()`` before each batch). ``best`` is the fastest batch,
@@ -45,7 +67,7 @@ Batches of all rows are interleaved; the garbage collector stays on
 
 Usage::
 
-    python benchmarks/bench_backends.py            # full run (about 80 s)
+    python benchmarks/bench_backends.py            # full run (about 3 minutes)
     python benchmarks/bench_backends.py --quick    # smoke test (about 10 s); numbers not meaningful
     python benchmarks/bench_backends.py --json     # machine-readable output
 """
@@ -64,7 +86,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +115,14 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 PATH = "/page"
 TIMEOUT = 3600  # seconds; far longer than a run, so no entry expires while measuring
 TAGS = ("pages", "site")
-RATIO_WIDTH = 56
+RATIO_WIDTH = 64
+ROW_WIDTH = 54
+#: Issue 10: a network hit <= 1.15 x (memory hit + the driver's call); a redis hit
+#: <= 0.5 x a Flask-Caching RedisCache hit. Judged on the median batches.
+GOAL_OVER_DRIVER = 1.15
+GOAL_REDIS_VS_FLASK_CACHING = 0.5
+#: The wsgicache network rows that get a driver-only row (their backend keys).
+DRIVER_ROWS = ("redis", "redis_cluster", "memcached", "memcached3")
 #: (size in bytes, key suffix, label)
 SIZES = ((2 * 1024, "2k", "2 KiB"), (200 * 1024, "200k", "200 KiB"))
 #: Memcached clients that cachelib (Flask-Caching's MemcachedCache) supports:
@@ -203,17 +233,21 @@ class MemcachedProbe(Probe):
 @dataclass
 class Row:
     key: str
-    group: str  # "wsgicache" | "flask_caching"
+    group: str  # "wsgicache" | "driver" | "combined" | "flask_caching"
     backend: str
     label: str
     size: int
     size_key: str
     body: bytes
-    app: WSGIApp
+    app: WSGIApp | None
     counter: Counter
     #: for wsgicache rows: the middleware whose stats and header prove the hits
     middleware: Any = None
     probe: Probe | None = None
+    #: for driver rows: the call timed, and what it must return every time
+    driver: DriverCall | None = None
+    #: for wsgicache rows: the backend URL
+    url: str | None = None
     server_per_hit: dict[str, Any] = field(default_factory=dict)
     samples_ns: list[float] = field(default_factory=list)
     iterations: int = 0
@@ -221,6 +255,19 @@ class Row:
 
     def __post_init__(self) -> None:
         self.paths = itertools.repeat(PATH)
+
+
+@dataclass
+class DriverCall:
+    """The call a wsgicache backend makes on a hit, made directly on its driver."""
+
+    client: Any
+    #: "Redis.mget", "HashClient.get_many", ...
+    description: str
+    call: Callable[[], Any]
+    server_keys: list[str]
+    expected: Any
+    close: Callable[[], None]
 
 
 @dataclass
@@ -386,6 +433,7 @@ def build_rows(env: Servers) -> tuple[list[Row], dict[str, str]]:
                     counter,
                     middleware,
                     probe,
+                    url=url,
                 )
             )
 
@@ -463,6 +511,123 @@ def build_rows(env: Servers) -> tuple[list[Row], dict[str, str]]:
     return rows, skipped
 
 
+def driver_call(row: Row) -> DriverCall:
+    """What the backend of the primed wsgicache ``row`` does on a hit, on its own driver client.
+
+    The keys are the plan's read keys (what the middleware asks the backend
+    for in one call), turned into server keys as the backend does; the client
+    is the one the backend class builds for the same URL, on its own
+    connections. The values read are checked against our backend's answer.
+    """
+    from wsgicache.backends import get_backend
+    from wsgicache.middleware import WSGIRequest
+
+    middleware = row.middleware
+    plan = middleware._planner.plan(WSGIRequest(make_environ(PATH)))
+    keys = list(plan.read_keys)
+    ours = middleware.backends[plan.alias]
+    found = ours.get_many(keys)
+    if set(found) != set(keys):
+        raise BenchError(f"{row.label} ({row.size_key}): primed, but {sorted(set(keys) - set(found))} absent")
+    assert row.url is not None
+    twin = get_backend(row.url)
+    client = twin.client
+    name = type(client).__name__
+    if row.backend.startswith("redis"):
+        # RedisBackend: every key is stored as "<namespace>:<key>" (one MGET per hit).
+        server_keys = [f"{ours.namespace}:{key}" for key in keys]
+        expected: Any = [found[key] for key in keys]
+
+        def call() -> Any:
+            return client.mget(server_keys)
+
+        description = f"{name}.mget"
+    else:
+        # MemcachedBackend: the keys' storage keys and their shards' namespace
+        # generations in one get_many; a value is its generation + the bytes stored.
+        storage_keys = [ours._storage_key(key) for key in keys]
+        generation_keys = list(dict.fromkeys(ours._generation_key(ours._shard_of(k)) for k in storage_keys))
+        server_keys = [*generation_keys, *storage_keys]
+        first = client.get_many(server_keys)
+        expected = {}
+        for key, storage_key in zip(keys, storage_keys, strict=True):
+            generation = first.get(ours._generation_key(ours._shard_of(storage_key)))
+            if generation is None:
+                raise BenchError(f"{row.label} ({row.size_key}): no namespace generation for {storage_key}")
+            expected[storage_key] = generation + found[key]
+            expected[ours._generation_key(ours._shard_of(storage_key))] = generation
+
+        def call() -> Any:
+            return client.get_many(server_keys)
+
+        from pymemcache.client.hash import HashClient
+
+        if isinstance(client, HashClient) and type(client) is not HashClient:
+            name = f"HashClient ({name})"
+        description = f"{name}.get_many"
+    result = call()
+    if result != expected:
+        raise BenchError(f"{row.label} ({row.size_key}): the driver read other values than our backend")
+    return DriverCall(client, description, call, server_keys, expected, twin.close)
+
+
+def add_driver_rows(rows: list[Row], env: Servers) -> list[Row]:
+    """``rows`` with, after each primed wsgicache network row, its driver-only row and its
+    "memory hit then driver call" row (both in one loop, see :func:`run_batch_and_calls`)."""
+    ports = {
+        "redis": [env.redis.port] if env.redis is not None else [],
+        "redis_cluster": [n.port for n in env.redis_cluster.nodes] if env.redis_cluster is not None else [],
+    }
+    memory_rows = {row.size_key: row for row in rows if row.key.startswith("ours_memory_")}
+    found: list[Row] = []
+    for row in rows:
+        found.append(row)
+        if row.group != "wsgicache" or row.backend not in DRIVER_ROWS:
+            continue
+        driver = driver_call(row)
+        probes: list[Probe] = []
+        for _ in range(2):
+            if row.backend.startswith("redis"):
+                probes.append(RedisProbe(ports[row.backend], "mget"))
+            else:
+                assert isinstance(row.probe, MemcachedProbe)
+                probes.append(MemcachedProbe(row.probe.servers))
+        found.append(
+            Row(
+                f"driver_{row.backend}_{row.size_key}",
+                "driver",
+                row.backend,
+                f"driver only: {driver.description}",
+                row.size,
+                row.size_key,
+                b"",
+                None,
+                Counter(),
+                probe=probes[0],
+                driver=driver,
+            )
+        )
+        memory = memory_rows.get(row.size_key)
+        if memory is not None:
+            found.append(
+                Row(
+                    f"combined_{row.backend}_{row.size_key}",
+                    "combined",
+                    row.backend,
+                    f"memory:// hit, then {driver.description}",
+                    row.size,
+                    row.size_key,
+                    memory.body,
+                    memory.app,
+                    memory.counter,
+                    memory.middleware,
+                    probe=probes[1],
+                    driver=driver,
+                )
+            )
+    return found
+
+
 # -- checks ------------------------------------------------------------------------
 
 
@@ -491,19 +656,72 @@ def check_one(row: Row, expect_cache: str, view_calls: int) -> None:
 
 
 def prime(row: Row, recorder: Recorder, warmup: int) -> None:
-    """One miss fills the cache, one hit returns the very body; then warm up."""
-    check_one(row, "MISS", 1)
-    check_one(row, "HIT", 1)
+    """One miss fills the cache, one hit returns the very body; then warm up.
+
+    Driver rows were checked when they were built (:func:`driver_call`), and the
+    memory row of a "memory hit then driver call" row is primed: they are only warmed up.
+    """
+    if row.driver is None:
+        check_one(row, "MISS", 1)
+        check_one(row, "HIT", 1)
     measure(row, recorder, warmup)
 
 
+def run_calls(call: Callable[[], Any], n: int) -> tuple[int, Any]:
+    """Make ``n`` driver calls; return (elapsed ns, the last answer)."""
+    answer = None
+    started = time.perf_counter_ns()
+    for _ in range(n):
+        answer = call()
+    elapsed = time.perf_counter_ns() - started
+    return elapsed, answer
+
+
+def run_batch_and_calls(
+    app: WSGIApp, paths: Iterator[str], n: int, recorder: Recorder, call: Callable[[], Any]
+) -> tuple[int, int, Any]:
+    """``run_batch`` with one driver call after each request; return (elapsed ns, body bytes, last answer).
+
+    What "a memory hit + the driver call" costs when both run in turn, as
+    they do in a network hit, rather than each in a loop of its own.
+    """
+    start_response = recorder.start_response
+    received = 0
+    answer = None
+    started = time.perf_counter_ns()
+    for _ in range(n):
+        result = app(make_environ(next(paths)), start_response)
+        try:
+            for chunk in result:
+                received += len(chunk)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        answer = call()
+    elapsed = time.perf_counter_ns() - started
+    return elapsed, received, answer
+
+
 def measure(row: Row, recorder: Recorder, n: int) -> int:
-    """One verified batch of ``n`` requests; returns the elapsed nanoseconds."""
+    """One verified batch of ``n`` requests (and/or driver calls); returns the elapsed nanoseconds."""
     label = f"{row.label} ({row.size_key})"
     calls_before = row.counter.calls
     stats_before = row.middleware.stats() if row.middleware is not None else None
     probe_before = row.probe.snapshot() if row.probe is not None else None
-    elapsed, received = run_batch(row.app, row.paths, n, recorder)
+    if row.app is None:
+        assert row.driver is not None
+        elapsed, answer = run_calls(row.driver.call, n)
+        probe_after = row.probe.snapshot() if row.probe is not None else None
+        if answer != row.driver.expected:
+            raise BenchError(f"{label}: the driver's answer changed")
+        return checked_on_server(row, label, probe_before, probe_after, n, elapsed)
+    if row.driver is not None:
+        elapsed, received, answer = run_batch_and_calls(row.app, row.paths, n, recorder, row.driver.call)
+        if answer != row.driver.expected:
+            raise BenchError(f"{label}: the driver's answer changed")
+    else:
+        elapsed, received = run_batch(row.app, row.paths, n, recorder)
     probe_after = row.probe.snapshot() if row.probe is not None else None
     if received != n * row.size:
         raise BenchError(f"{label}: {received} body bytes for {n} requests of {row.size}")
@@ -520,6 +738,18 @@ def measure(row: Row, recorder: Recorder, n: int) -> int:
             delta = stats_after[name] - stats_before[name]
             if delta != expected:
                 raise BenchError(f"{label}: stats {name} +{delta}, expected +{expected}")
+    return checked_on_server(row, label, probe_before, probe_after, n, elapsed)
+
+
+def checked_on_server(
+    row: Row,
+    label: str,
+    probe_before: dict[str, int] | None,
+    probe_after: dict[str, int] | None,
+    n: int,
+    elapsed: int,
+) -> int:
+    """``elapsed``, once the server's counters show that each of the ``n`` hits did what it should."""
     if row.probe is not None:
         assert probe_before is not None and probe_after is not None
         per_hit = row.probe.check(label, probe_before, probe_after, n)
@@ -563,10 +793,18 @@ def server_version(argv: list[str]) -> str:
     return found.group(0) if found else "?"
 
 
-def ratio_definitions() -> list[tuple[str, str, str, str]]:
-    """(name, label, numerator row, denominator row) with ``{s}`` for the size key."""
+def ratio_definitions() -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
+    """(name, label, numerator rows, denominator rows) with ``{s}`` for the size key.
+
+    With several rows on one side, their per-request times are added up.
+    """
     found = [
-        (f"ours_{b}_over_memory", f"wsgicache {label} / memory://", f"ours_{b}_{{s}}", "ours_memory_{s}")
+        (
+            f"ours_{b}_over_memory",
+            f"wsgicache {label} / memory://",
+            (f"ours_{b}_{{s}}",),
+            ("ours_memory_{s}",),
+        )
         for b, label in (
             ("file", "file://"),
             ("memcached", "memcached:// (1)"),
@@ -575,12 +813,56 @@ def ratio_definitions() -> list[tuple[str, str, str, str]]:
             ("redis_cluster", "redis+cluster://"),
         )
     ]
+    found.extend(
+        (
+            f"ours_{b}_over_memory_plus_driver",
+            f"wsgicache {label} / (memory:// + driver call)",
+            (f"ours_{b}_{{s}}",),
+            ("ours_memory_{s}", f"driver_{b}_{{s}}"),
+        )
+        for b, label in (
+            ("redis", "redis://"),
+            ("redis_cluster", "redis+cluster://"),
+            ("memcached", "memcached:// (1)"),
+            ("memcached3", "memcached:// (3)"),
+        )
+    )
+    found.extend(
+        (
+            f"ours_{b}_over_combined",
+            f"wsgicache {label} / (memory:// hit, then driver call)",
+            (f"ours_{b}_{{s}}",),
+            (f"combined_{b}_{{s}}",),
+        )
+        for b, label in (
+            ("redis", "redis://"),
+            ("redis_cluster", "redis+cluster://"),
+            ("memcached", "memcached:// (1)"),
+            ("memcached3", "memcached:// (3)"),
+        )
+    )
+    found.append(
+        (
+            "ours_redis_over_fc_redis",
+            "wsgicache redis:// / Flask-Caching RedisCache",
+            ("ours_redis_{s}",),
+            ("fc_redis_{s}",),
+        )
+    )
+    found.append(
+        (
+            "memory_plus_driver_redis_over_fc_redis",
+            "(memory:// + driver call) / Flask-Caching RedisCache",
+            ("ours_memory_{s}", "driver_redis_{s}"),
+            ("fc_redis_{s}",),
+        )
+    )
     found.append(
         (
             "fc_redis_over_ours_redis",
             "Flask-Caching RedisCache / our redis://",
-            "fc_redis_{s}",
-            "ours_redis_{s}",
+            ("fc_redis_{s}",),
+            ("ours_redis_{s}",),
         )
     )
     for suffix, _, client_label, _ in MEMCACHED_CLIENTS:
@@ -588,19 +870,29 @@ def ratio_definitions() -> list[tuple[str, str, str, str]]:
             (
                 f"fc_memcached_{suffix}_over_ours_memcached",
                 f"FC MemcachedCache ({client_label}) / our memcached://",
-                f"fc_memcached_{suffix}_{{s}}",
-                "ours_memcached_{s}",
+                (f"fc_memcached_{suffix}_{{s}}",),
+                ("ours_memcached_{s}",),
             )
         )
     found.append(
         (
             "fc_simple_over_ours_memory",
             "Flask-Caching SimpleCache / our memory://",
-            "fc_simple_{s}",
-            "ours_memory_{s}",
+            ("fc_simple_{s}",),
+            ("ours_memory_{s}",),
         )
     )
     return found
+
+
+#: (ratio name, the most it may be, the ratio that bounds it from below or None): the goals
+#: of issue 10, judged on the median. A redis hit costs at least a memory hit and the driver
+#: call: (memory:// + driver call) / Flask-Caching RedisCache is the best any hit making that
+#: call could reach.
+GOALS = (
+    *((f"ours_{b}_over_memory_plus_driver", GOAL_OVER_DRIVER, None) for b in DRIVER_ROWS),
+    ("ours_redis_over_fc_redis", GOAL_REDIS_VS_FLASK_CACHING, "memory_plus_driver_redis_over_fc_redis"),
+)
 
 
 def summarize(
@@ -628,18 +920,49 @@ def summarize(
         }
         if row.middleware is not None:
             results[row.key]["stats"] = row.middleware.stats()
+        if row.driver is not None:
+            results[row.key]["driver"] = {
+                "client": type(row.driver.client).__module__ + "." + type(row.driver.client).__qualname__,
+                "call": row.driver.description,
+                "server_keys": row.driver.server_keys,
+            }
 
     ratios: dict[str, dict[str, dict[str, float]]] = {}
     labels: dict[str, str] = {}
     for _, size_key, _ in SIZES:
         per_stat: dict[str, dict[str, float]] = {"best": {}, "median": {}}
-        for name, label, numerator, denominator in ratio_definitions():
-            top, bottom = numerator.format(s=size_key), denominator.format(s=size_key)
-            if top in results and bottom in results:
+        for name, label, numerators, denominators in ratio_definitions():
+            top = [numerator.format(s=size_key) for numerator in numerators]
+            bottom = [denominator.format(s=size_key) for denominator in denominators]
+            if all(key in results for key in (*top, *bottom)):
                 labels[name] = label
                 for stat in per_stat:
-                    per_stat[stat][name] = ratio(results[top][f"{stat}_us"], results[bottom][f"{stat}_us"])
+                    per_stat[stat][name] = ratio(
+                        sum(results[key][f"{stat}_us"] for key in top),
+                        sum(results[key][f"{stat}_us"] for key in bottom),
+                    )
         ratios[size_key] = per_stat
+    goals: dict[str, dict[str, Any]] = {}
+    for name, limit, floor in GOALS:
+        for _, size_key, _ in SIZES:
+            values = {stat: ratios[size_key][stat].get(name) for stat in ("best", "median")}
+            if values["median"] is None:
+                continue
+            goals[f"{name}_{size_key}"] = {
+                "ratio": name,
+                "size": size_key,
+                "limit": limit,
+                "at_most": True,
+                "judged_on": "median",
+                "values": values,
+                "met": values["median"] <= limit,
+                # the lowest ratio a hit making the driver call could reach (when there is one)
+                "floor": (
+                    {stat: ratios[size_key][stat].get(floor) for stat in ("best", "median")}
+                    if floor is not None and floor in ratios[size_key]["median"]
+                    else None
+                ),
+            }
     growth: dict[str, dict[str, float]] = {"best": {}, "median": {}}
     small, large = SIZES[0][1], SIZES[-1][1]
     for key in results:
@@ -663,6 +986,7 @@ def summarize(
                 "Flask-Caching",
                 "cachelib",
                 "redis",
+                "hiredis",
                 "pymemcache",
                 "pylibmc",
                 "python-memcached",
@@ -679,6 +1003,7 @@ def summarize(
             "repeats": args.repeats,
             "target_batch_ms": args.target_ms,
             "gc_enabled": gc.isenabled(),
+            "redis_parser": redis_parser(),
             "servers": {
                 "redis": env.redis.address if env.redis is not None else None,
                 "redis_cluster": (
@@ -692,8 +1017,18 @@ def summarize(
         "skipped": skipped,
         "ratios": ratios,
         "ratio_labels": labels,
+        "goals": goals,
         "size_growth": growth,
     }
+
+
+def redis_parser() -> str | None:
+    """The reply parser redis-py uses in this process (``_HiredisParser`` when hiredis is installed)."""
+    if importlib.util.find_spec("redis") is None:
+        return None
+    from redis.connection import Connection
+
+    return type(Connection()._parser).__name__  # not connected: only the parser it would use
 
 
 def describe_server_work(per_hit: dict[str, Any] | None) -> str:
@@ -710,7 +1045,10 @@ def print_table(summary: dict[str, Any]) -> None:
     print(
         "  ".join(f"{name} {ver}" for name, ver in v.items() if "server" not in name and name != "memcached")
     )
-    print(f"redis-server {v['redis-server']}, memcached {v['memcached']}, all on 127.0.0.1")
+    print(
+        f"redis-server {v['redis-server']}, memcached {v['memcached']}, all on 127.0.0.1; "
+        f"redis-py reply parser: {cfg['redis_parser']}"
+    )
     print(
         f"wsgicache: {cfg['rule']} (a hit reads the entry + 3 tag generations); "
         "Flask-Caching: @cache.cached(timeout=3600) on the same Flask view"
@@ -722,7 +1060,7 @@ def print_table(summary: dict[str, Any]) -> None:
     results = summary["results"]
     growth = summary["size_growth"]["best"]
     header = (
-        f"{'row':<48} {'N/batch':>8} {'best µs':>9} {'median µs':>10} {'x memory':>9} {'x 2 KiB':>8}"
+        f"{'row':<{ROW_WIDTH}} {'N/batch':>8} {'best µs':>9} {'median µs':>10} {'x memory':>9} {'x 2 KiB':>8}"
         "  server work per hit"
     )
     for _, size_key, size_label in SIZES:
@@ -740,7 +1078,8 @@ def print_table(summary: dict[str, Any]) -> None:
                 f"{growth[base]:>8.2f}" if size_key != SIZES[0][1] and base in growth else f"{'-':>8}"
             )
             print(
-                f"{r['label']:<48} {r['iterations']:>8} {r['best_us']:>9.1f} {r['median_us']:>10.1f} "
+                f"{r['label']:<{ROW_WIDTH}} {r['iterations']:>8} "
+                f"{r['best_us']:>9.1f} {r['median_us']:>10.1f} "
                 f"{times_memory} {times_small}  {describe_server_work(r['server_per_hit'])}"
             )
     print()
@@ -760,6 +1099,24 @@ def print_table(summary: dict[str, Any]) -> None:
                 cells += f" {'-':>13} {'-':>7}"
         print(f"{label:<{RATIO_WIDTH}}{cells}")
     print()
+    print("goals (issue 10), judged on the median batch")
+    print(f"{'':<{RATIO_WIDTH}} {'body':>7} {'median':>7} {'(best)':>7}")
+    for goal in summary["goals"].values():
+        size_label = next(label for _, key, label in SIZES if key == goal["size"])
+        values = goal["values"]
+        floor = goal["floor"]
+        print(
+            f"{summary['ratio_labels'][goal['ratio']]:<{RATIO_WIDTH}} {size_label:>7} "
+            f"{values['median']:>7.2f} {'(' + format(values['best'], '.2f') + ')':>7}  "
+            f"goal <= {goal['limit']:g}x: {'met' if goal['met'] else 'NOT MET'}"
+            + (
+                f"  (memory:// + driver call alone: {floor['median']:.2f}, "
+                f"{'below' if floor['median'] <= goal['limit'] else 'above'} the goal)"
+                if floor
+                else ""
+            )
+        )
+    print()
     for key, why in summary["skipped"].items():
         print(f"skipped {key}: {why}")
     print("(ratios include the harness cost in both terms, which can only push them towards 1)")
@@ -777,6 +1134,18 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         warmup = 20 if args.quick else 500
         for row in rows:
             prime(row, recorder, warmup)
+        # The driver-only rows read what the primed wsgicache rows read.
+        ours = {row.key: row for row in rows}
+        rows = add_driver_rows(rows, env)
+        for row in rows:
+            if row.driver is not None:
+                prime(row, recorder, warmup)
+                twin = ours[f"ours_{row.backend}_{row.size_key}"]
+                if row.server_per_hit != twin.server_per_hit:
+                    raise BenchError(
+                        f"{row.label} ({row.size_key}) did {row.server_per_hit} on the server, "
+                        f"a wsgicache hit {twin.server_per_hit}"
+                    )
         minimum = 10 if args.quick else 200
         for row in rows:
             row.iterations = calibrate(row, recorder, args.target_ms * 1e6, minimum)
@@ -789,6 +1158,8 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         for row in rows:
             if row.middleware is not None:
                 row.middleware.close()
+            if row.driver is not None:
+                row.driver.close()
         env.stop()
 
 
