@@ -68,7 +68,7 @@ Batches of all rows are interleaved; the garbage collector stays on
 Usage::
 
     python benchmarks/bench_backends.py            # full run (about 3 minutes)
-    python benchmarks/bench_backends.py --quick    # smoke test (about 10 s); numbers not meaningful
+    python benchmarks/bench_backends.py --quick    # smoke test (about 15 s); numbers not meaningful
     python benchmarks/bench_backends.py --json     # machine-readable output
 """
 

@@ -64,8 +64,7 @@ from urllib.parse import urlsplit, urlunsplit
 from zlib import crc32
 
 from ..errors import ConfigurationError
-from ..memo import FifoMemo
-from ._net import interval_seconds, parse_hosts, positive_seconds, split_userinfo, whole_number
+from ._net import KeyListMemo, interval_seconds, parse_hosts, positive_seconds, split_userinfo, whole_number
 from .base import Backend, construct, options_from_query
 
 try:
@@ -101,9 +100,9 @@ _ITEM_OVERHEAD = 64
 _THIRTY_DAYS = 30 * 24 * 3600
 _SAFE_NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _MAX_KEY = 250
-#: Lookups remembered per backend (see :class:`_Lookup`), and the text they may hold.
+#: Lookups remembered per backend (see :class:`_Lookup`), and the characters of keys they may hold.
 _LOOKUP_MEMO_SIZE = 4096
-_LOOKUP_MEMO_BYTES = 2 * 1024 * 1024
+_LOOKUP_MEMO_CHARS = 4 * 1024 * 1024
 
 
 class _Lookup(NamedTuple):
@@ -203,9 +202,7 @@ class MemcachedBackend(Backend):
         # shard -> (generation, when it was read on the monotonic clock)
         self._generations: dict[int, tuple[bytes, float]] = {}
         # tuple of keys -> what reading them asks memcached for
-        self._lookups: FifoMemo[tuple[str, ...], _Lookup] = FifoMemo(
-            _LOOKUP_MEMO_SIZE, max_bytes=_LOOKUP_MEMO_BYTES
-        )
+        self._lookups: KeyListMemo[_Lookup] = KeyListMemo(_LOOKUP_MEMO_SIZE, _LOOKUP_MEMO_CHARS)
         self._client = self._make_client()
         _instances.add(self)
 
@@ -318,15 +315,19 @@ class MemcachedBackend(Backend):
         memo_key = tuple(keys)
         lookup = self._lookups.get(memo_key)
         if lookup is None:
-            storage_keys = [self._storage_key(key) for key in keys]
-            shards = [self._shard_of(storage_key) for storage_key in storage_keys]
-            generation_keys = {shard: self._generation_key(shard) for shard in shards}
+            storage_key = self._storage_key
+            storage_keys = [storage_key(key) for key in memo_key]
+            shard_of = self._shard_of
+            shards = [shard_of(key) for key in storage_keys]
+            generation_keys = {shard: self._generation_key(shard) for shard in dict.fromkeys(shards)}
             lookup = _Lookup(
                 (*generation_keys.values(), *storage_keys),
                 tuple(generation_keys.items()),
                 tuple(zip(memo_key, storage_keys, [generation_keys[shard] for shard in shards], strict=True)),
             )
-            self._lookups.put(memo_key, lookup)
+            # The keys, their storage keys, and a generation key per shard.
+            chars = 2 * sum(map(len, storage_keys)) + 20 * len(generation_keys)
+            self._lookups.put(memo_key, lookup, chars)
         return lookup
 
     def set(self, key: str, value: bytes, ttl: float) -> bool:

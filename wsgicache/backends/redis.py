@@ -46,8 +46,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import ConfigurationError, TransientBackendError
-from ..memo import FifoMemo
-from ._net import interval_seconds, parse_hosts, positive_seconds, split_userinfo, whole_number
+from ._net import KeyListMemo, interval_seconds, parse_hosts, positive_seconds, split_userinfo, whole_number
 from .base import Backend, construct, options_from_query
 
 try:
@@ -89,9 +88,9 @@ _CLUSTER_TRANSIENT = (ClusterDownError, TryAgainError, SlotNotCoveredError)
 #: Shortest interval between two reloads of the cluster's slot table.
 _TOPOLOGY_REFRESH_INTERVAL = 0.25
 
-#: Lists of keys remembered as sharing one hash slot or not, and the text they may hold.
+#: Lists of keys remembered as sharing one hash slot or not, and the characters they may hold.
 _SLOT_MEMO_SIZE = 4096
-_SLOT_MEMO_BYTES = 1024 * 1024
+_SLOT_MEMO_CHARS = 2 * 1024 * 1024
 
 #: A lookup of the master with the sentinels that fails after this long (or
 #: after a sentinel timed out) is not repeated for a while (they hang): it
@@ -646,9 +645,7 @@ class RedisClusterBackend(RedisBackend):
         self._refreshed_at = -math.inf
         self._refresh_defers_failed_node = False
         # tuple of full keys -> whether they share one hash slot
-        self._single_slot: FifoMemo[tuple[str, ...], bool] = FifoMemo(
-            _SLOT_MEMO_SIZE, max_bytes=_SLOT_MEMO_BYTES
-        )
+        self._single_slot: KeyListMemo[bool] = KeyListMemo(_SLOT_MEMO_SIZE, _SLOT_MEMO_CHARS)
         super().__init__(
             url,
             socket_connect_timeout=socket_connect_timeout,
@@ -839,7 +836,7 @@ class RedisClusterBackend(RedisBackend):
         if known is None:
             first = key_slot(full_keys[0].encode())
             known = all(key_slot(key.encode()) == first for key in full_keys[1:])
-            self._single_slot.put(memo_key, known)
+            self._single_slot.put(memo_key, known, sum(map(len, full_keys)))
         return known
 
     def get(self, key: str) -> bytes | None:
